@@ -120,9 +120,10 @@ def _describe(frame: np.ndarray, face: TrackedFace, options: ExtractOptions) -> 
     matrix = alignment_matrix(face.landmarks, options.size, options.face_type, options.coverage)
     crop = warp_face(frame, matrix, options.size)
     mask = landmark_mask(transform_points(face.landmarks, matrix), options.size, options.size, options.mask_kind)
-    gaze = estimate_gaze(frame, face.landmarks)
+    gaze = estimate_gaze(frame, face.landmarks).as_dict()
     meta = {"box": np.round(face.box, 1), "landmarks": np.round(face.landmarks, 2), "matrix": np.round(matrix, 6),
-            "pose": estimate_pose(face.landmarks, w, h).as_dict(), **gaze.as_dict(),
+            "pose": estimate_pose(face.landmarks, w, h).as_dict(),
+            "gaze": {k: gaze[k] for k in ("pitch", "yaw", "right", "left")}, "blink": gaze["blink"], "ear": gaze["ear"],
             "blur": round(blur_score(crop, mask), 2), "score": round(face.score, 3), "detected": face.detected}
     return crop, mask, meta
 
