@@ -169,7 +169,7 @@ class _Camera:
 
     def __init__(self, state: FrameState, width: int, height: int, face_scale: float):
         side = min(width, height)
-        self.focal = 2.0 * side
+        self.focal = float(width)  # the default of dfjax.faces.pose.estimate_pose: a ~53 degree webcam
         self.cx, self.cy = width / 2.0, height / 2.0
         z = self.focal * _FACE_WIDTH_MM / (face_scale * side * state.scale)
         self.rotation = rotation_from_euler(state.yaw, state.pitch, state.roll)
@@ -274,6 +274,11 @@ def _draw_brows(face: np.ndarray, cam: _Camera, camp: np.ndarray, pts3d: np.ndar
         _poly(face, cam.project(cam.head(outline)), identity.brows, offset)
 
 
+# Soft ambient-occlusion darkening (points, factor): eye sockets, under the nose, under the lower lip.
+_OCCLUSION = [([17, 18, 19, 20, 21, 39, 38, 37, 36], 0.72), ([22, 23, 24, 25, 26, 45, 44, 43, 42], 0.72),
+              ([31, 32, 33, 34, 35, 52, 51, 50], 0.82), ([59, 58, 57, 56, 55, 10, 9, 8, 7, 6], 0.9)]
+
+
 def _draw_face(img: np.ndarray, ident: Identity, state: FrameState, cam: _Camera,
                pts3d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Draws the shaded face; returns its mask (H, W) uint8 and the pupil centres (2, 2)."""
@@ -303,6 +308,10 @@ def _draw_face(img: np.ndarray, ident: Identity, state: FrameState, cam: _Camera
     for i in np.argsort(-(a[:, 2] + b[:, 2] + c[:, 2])):
         cv2.fillConvexPoly(shade, corners[i], float(lam[i]), cv2.LINE_8, _SHIFT)
     inside = (shade > 0).astype(np.float32)
+    occlusion = np.ones_like(shade)
+    for region, value in _OCCLUSION:
+        cv2.fillPoly(occlusion, [_fix(p2[region], off)], value, cv2.LINE_8, _SHIFT)
+    shade *= occlusion
     k = max(3, int(face_px / 6) | 1)
     shade = cv2.GaussianBlur(shade, (k, k), 0) / np.maximum(cv2.GaussianBlur(inside, (k, k), 0), 1e-3)
 

@@ -51,11 +51,16 @@ class FaceTracker:
             self._filter.reset()
 
     def _choose(self, frame: np.ndarray, found: list[Detection]) -> tuple[Detection | None, str]:
+        """The face to follow: the tracked one if still there, else the largest (or the --identity)."""
         if not found:
             return None, NO_FACE
         big = [d for d in found if d.box[2] - d.box[0] >= self.min_size]
         if not big:
             return None, TOO_SMALL
+        if self._last is not None:  # periodic re-detection: stay with the face being tracked
+            overlap = max(big, key=lambda d: iou(d.box, self._last.box))
+            if iou(overlap.box, self._last.box) > 0.3:
+                return overlap, ""
         if self.identity is None:
             return max(big, key=lambda d: d.area), ""
         dists = [distance(self.encoder(frame, self.predictor(frame, d.box), d.box), self.identity) for d in big]

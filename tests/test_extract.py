@@ -1,0 +1,149 @@
+"""`dfjax extract` end to end: real faces in, face sets out, bad input refused cleanly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dfjax import media
+from dfjax.cli import app
+from dfjax.data.faceset import FaceSet, load_alignments
+from dfjax.extract import ExtractOptions, extract
+from dfjax.faces.align import template_points, transform_points
+from dfjax.faces.identity import FaceEncoder, distance
+from tests.conftest import PAN_PX, shared
+
+runner = CliRunner()
+SMALL = ExtractOptions(size=96, workers=1)
+
+
+def test_astronaut_photo_gives_an_aligned_face(tmp_path, astronaut_png):
+    summary = extract([astronaut_png], tmp_path / "fs", SMALL)
+    fs = FaceSet(tmp_path / "fs")
+    assert summary["faces_kept"] == len(fs) == 1
+    assert fs.faces.shape == (1, 96, 96, 3) and fs.masks.shape == (1, 96, 96)
+    meta = fs.meta[0]
+    # the landmarks are on her face (the face occupies roughly x 170-270, y 60-200 of the photo)
+    centre = np.asarray(meta["landmarks"]).mean(0)
+    assert 170 < centre[0] < 270 and 60 < centre[1] < 200
+    # alignment puts her eye corners where the template puts them
+    crop_points = transform_points(np.asarray(meta["landmarks"]), np.asarray(meta["matrix"]))
+    assert np.abs(crop_points[36:48] - template_points(96)[19:31]).mean() < 3.0
+    # the mask covers the centre of the face and not the crop's corners
+    assert fs.masks[0][48, 48] == 255 and fs.masks[0][2, 2] == 0
+    assert set(meta) >= {"source", "frame", "box", "landmarks", "matrix", "pose", "gaze", "blink", "blur"}
+    assert abs(meta["pose"]["yaw"]) < 20
+
+
+def test_video_face_follows_the_motion(tmp_path, panned_video):
+    summary = extract([panned_video], tmp_path / "fs", ExtractOptions(size=64, workers=2, every_n=5))
+    fs = FaceSet(tmp_path / "fs")
+    assert summary["frames_read"] == 24 and summary["frames_without_face"] == 0
+    assert [m["frame"] for m in fs.meta] == list(range(24))
+    centres = fs.landmarks().mean(1)
+    shift = np.diff(centres[:, 0])
+    # the face moves PAN_PX to the right each frame; smoothing may lag but not lose it
+    assert abs(np.median(shift) - PAN_PX) < 0.75
+    assert np.abs(centres[:, 1] - centres[0, 1]).max() < 2.0
+    alignments = load_alignments(fs.alignment_files()[0])
+    assert sorted(alignments["faces"]) == list(range(24))
+    assert alignments["video"]["frames"] == 24
+
+
+def test_identity_picks_the_requested_person(tmp_path):
+    pair, biden, obama = shared("images/obama_and_biden.jpg"), shared("images/biden.jpg"), shared("images/obama.jpg")
+    extract([pair], tmp_path / "fs", SMALL, identity=biden)
+    chosen = FaceSet(tmp_path / "fs").meta[0]
+    image = media.read_image(pair)
+    encoder = FaceEncoder()
+    from dfjax.extract import identity_descriptor
+
+    face = encoder(image, np.asarray(chosen["landmarks"], np.float32), chosen["box"])
+    assert distance(face, identity_descriptor(biden)) < distance(face, identity_descriptor(obama))
+
+
+def test_frames_without_faces_are_counted_not_hidden(tmp_path):
+    clip = shared("hamilton_clip.mp4")
+    summary = extract([clip], tmp_path / "fs", ExtractOptions(size=64))
+    info = media.probe(clip)
+    assert summary["frames_read"] == info.frames
+    assert summary["faces_kept"] + summary["frames_without_face"] + sum(summary["dropped"].values()) == info.frames
+    assert summary["frames_without_face"] > 0  # profiles and cuts
+    assert len(FaceSet(tmp_path / "fs")) == summary["faces_kept"]
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def _refused(args: list[str], out) -> str:
+    result = runner.invoke(app, ["extract", *map(str, args), "-o", str(out), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert not out.exists() and not any(out.parent.glob(f".{out.name}.partial*"))
+    return result.output
+
+
+def test_missing_path(tmp_path):
+    assert "does not exist" in _refused([tmp_path / "nope.mp4"], tmp_path / "fs")
+
+
+def test_text_file_named_mp4(tmp_path):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is not a video\n")
+    out = _refused([fake], tmp_path / "fs")
+    assert "notes.mp4" in out and "not a readable video" in out
+
+
+def test_truncated_video(tmp_path, panned_video):
+    cut = tmp_path / "cut.mp4"
+    data = panned_video.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    assert "cut.mp4" in _refused([cut], tmp_path / "fs")
+
+
+def test_image_without_a_face(tmp_path):
+    blank = tmp_path / "wall.png"
+    media.write_image(blank, np.full((200, 300, 3), 128, np.uint8))
+    assert "no usable face" in _refused([blank], tmp_path / "fs")
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert "contains no videos or images" in _refused([tmp_path / "empty"], tmp_path / "fs")
+
+
+def test_existing_output_needs_overwrite(tmp_path, astronaut_png):
+    out = tmp_path / "fs"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = runner.invoke(app, ["extract", str(astronaut_png), "-o", str(out), "--quiet"])
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+# ----------------------------------------------------------------------------- the command itself
+
+@pytest.mark.parametrize("command", ["extract", "synth", "demo"])
+def test_every_command_has_help(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "--output" in result.output
+
+
+def test_console_script_version_and_exit_code(tmp_path):
+    exe = [sys.executable, "-m", "dfjax.cli"]
+    version = subprocess.run([*exe, "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("dfjax ")
+    missing = subprocess.run([*exe, "extract", str(tmp_path / "x.mp4"), "-o", str(tmp_path / "o")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_faceset_json_records_the_options(tmp_path, astronaut_png):
+    extract([astronaut_png], tmp_path / "fs", ExtractOptions(size=80, face_type="whole_face", workers=1))
+    info = json.loads((tmp_path / "fs" / "faceset.json").read_text())
+    assert info["size"] == 80 and info["face_type"] == "whole_face" and info["count"] == 1
