@@ -146,10 +146,14 @@ def runs(indices: list[int]) -> list[list[int]]:
     return out
 
 
-def jitter(sequence: np.ndarray, iod: np.ndarray) -> float:
-    """Mean over frames of the mean per-point frame-to-frame displacement, over inter-ocular distance."""
-    step = np.linalg.norm(np.diff(sequence, axis=0), axis=-1).mean(axis=1)  # (T-1,)
-    return float(np.mean(step / iod[1:]))
+def jitter(sequence: np.ndarray, iod: np.ndarray, order: int = 1) -> float:
+    """Mean over frames of the mean per-point frame-to-frame displacement, over inter-ocular distance.
+
+    order=2 uses the second difference (x[t] - 2 x[t-1] + x[t-2]) instead: steady motion cancels
+    out of it, so it isolates the shake that the window's residual head motion adds to order 1.
+    """
+    step = np.linalg.norm(np.diff(sequence, n=order, axis=0), axis=-1).mean(axis=1)  # (T-order,)
+    return float(np.mean(step / iod[order:]))
 
 
 def stillest_window(faces: list, length: int) -> tuple[int, float] | None:
@@ -205,6 +209,8 @@ def compare(name: str, fps: float, naive_boxes: list, naive_landmarks: list, fac
               "inter_ocular_px": round(float(iod.mean()), 1),
               "raw": round(jitter(raw, iod), 5), "smoothed": round(jitter(smooth, iod), 5)}
     record["smoothed_over_raw"] = round(record["smoothed"] / record["raw"], 3) if record["raw"] else None
+    record["raw_second_diff"] = round(jitter(raw, iod, 2), 5)
+    record["smoothed_second_diff"] = round(jitter(smooth, iod, 2), 5)
     if all(naive_landmarks[i] is not None for i in range(start, start + WINDOW)):
         record["naive_raw"] = round(jitter(np.stack(naive_landmarks[span]).astype(np.float64), iod), 5)
     record["resets_in_window"] = sum(1 for i in range(start + 1, start + WINDOW)
@@ -244,7 +250,36 @@ def bench_video(path: Path, limit: int | None, report: Reporter) -> int:
                 "frames_per_s": round(n / timer.wall, 2), "frames_with_face": found,
                 "share_with_face": round(found / n, 4), **extra})
     report(compare(path.name, fps, naive_boxes, naive_landmarks, faces, reasons, naive_t, default_t))
+    report(stage_costs(path.name, frames, faces, decode_t, default_t))
     return n
+
+
+def stage_costs(name: str, frames: list[np.ndarray], faces: list, decode_t: Timer, default_t: Timer) -> dict:
+    """CPU milliseconds per frame of each stage `dfjax.extract.extract` runs, measured here in one
+    process, and the throughput ceiling they imply on this machine's cores (for the end-to-end line)."""
+    import pickle
+
+    from dfjax.extract import STRETCH, WARMUP_FRAMES, ExtractOptions, _describe
+
+    options = ExtractOptions()
+    n = len(frames)
+    with Timer() as describe_t:
+        for frame, face in zip(frames, faces):
+            if face is not None:
+                _describe(frame, face, options)
+    with Timer() as transfer_t:  # what the pool does with every frame: pickle in the main process, unpickle in a worker
+        for frame in frames:
+            pickle.loads(pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL))
+    ms = {"decode": 1000 * decode_t.cpu / n, "find_faces": 1000 * default_t.cpu / n,
+          "warmup_refind": 1000 * default_t.cpu / n * WARMUP_FRAMES / STRETCH,
+          "describe": 1000 * describe_t.cpu / n, "transfer": 1000 * transfer_t.cpu / n}
+    total = sum(ms.values())
+    cores = os.cpu_count() or 1
+    return {"benchmark": "extract", "video": name, "case": "stage_cpu_ms_per_frame",
+            **{k: round(v, 2) for k, v in ms.items()}, "total": round(total, 2),
+            "ceiling_frames_per_s": round(1000 * cores / total, 1), "cores": cores,
+            "note": "describe = extract._describe (align, mask, pose, gaze, blur); decode is multi-threaded, "
+                    "so its CPU time can exceed its wall time"}
 
 
 def bench_end_to_end(videos: list[Path], limit: int | None, report: Reporter) -> None:

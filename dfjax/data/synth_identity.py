@@ -33,6 +33,10 @@ N_EXTRA = len(_EXTRA)
 HAIRLINE = [0, 1, 2, 3, 2 * len(_EXTRA_HALF), 3 + len(_EXTRA_HALF), 2 + len(_EXTRA_HALF),
             1 + len(_EXTRA_HALF), len(_EXTRA_HALF)]  # extra-point indices, left temple to right
 
+_LOWER_CHEEKS = (68 + 9, 68 + 9 + len(_EXTRA_HALF))
+#: Outline of a beard: the lower jaw, up the cheeks to the nostrils (so it includes a moustache).
+BEARD = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, _LOWER_CHEEKS[1], 35, 34, 33, 32, 31, _LOWER_CHEEKS[0]]
+
 MEAN_FACE = np.concatenate([MODEL_68, _EXTRA])
 MEAN_FACE.setflags(write=False)
 _MIRROR_ALL = np.concatenate([MIRROR_68, 68 + np.concatenate([
@@ -59,7 +63,7 @@ class Identity:
     """One synthetic person. Colours are RGB uint8 triples; lengths are millimetres."""
 
     name: str
-    face: np.ndarray                 # (68 + N_EXTRA, 3) neutral face points
+    face: np.ndarray = field(repr=False)  # (68 + N_EXTRA, 3) neutral face points
     skin: tuple[int, int, int]
     iris: tuple[int, int, int]
     lips: tuple[int, int, int]
@@ -70,12 +74,14 @@ class Identity:
     brow_thickness: float = 4.0
     beard: float = 0.0               # 0: clean-shaven .. 1: dark stubble
     skull: tuple[float, float, float] = (80.0, 108.0, 100.0)  # ellipsoid radii
-    params: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict, repr=False)
 
 
 def _shape(p: dict) -> np.ndarray:
     """Neutral face points from shape parameters (all symmetric, zero = the mean face)."""
     pts = MEAN_FACE.copy()
+    inner_upper, inner_lower = [61, 62, 63], [67, 66, 65]
+    pts[inner_upper, 1] = pts[inner_lower, 1] = (pts[inner_upper, 1] + pts[inner_lower, 1]) / 2  # lips closed
     jaw = np.arange(0, 17)
     lower = np.clip((pts[:, 1] - pts[36, 1]) / (pts[8, 1] - pts[36, 1]), 0.0, 1.0)  # 0 at eyes, 1 at chin
     pts[:, 0] *= 1.0 + p.get("width", 0.0)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from dfjax.data import synth_identity as sd
-from dfjax.data.synth_identity import MESH, Identity, expressed_face
+from dfjax.data.synth_identity import BEARD, MESH, Identity, expressed_face
 from dfjax.faces.model3d import (EYEBALL_RADIUS_TO_EYE_WIDTH, eyeball_centres, gaze_vector,
                                  rotation_from_euler)
 
@@ -70,7 +70,7 @@ def _smooth(rng: np.random.Generator, t: np.ndarray, f_lo: float, f_hi: float, k
     """A smooth signal in (-1, 1): a few sinusoids with random frequency and phase, softly clipped."""
     freqs, phases, amps = rng.uniform(f_lo, f_hi, k), rng.uniform(0, 2 * np.pi, k), rng.uniform(0.5, 1.0, k)
     x = (amps[:, None] * np.sin(2 * np.pi * freqs[:, None] * t + phases[:, None])).sum(axis=0)
-    return np.tanh(x / np.sqrt((amps ** 2).sum() / 2))
+    return np.tanh(0.75 * x / np.sqrt((amps ** 2).sum() / 2))
 
 
 def _blinks(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
@@ -205,7 +205,8 @@ def _draw_context(img: np.ndarray, ctx: Identity, state: FrameState, cam: _Camer
     """Everything around the face that a face swap keeps: clothes, neck, hair, ears."""
     angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
     shoulders = np.stack([180 * np.cos(angles), 225 + 80 * np.sin(angles), np.full(24, 40.0)], 1)
-    _poly(img, cam.project(cam.body(shoulders)), _shade(ctx.clothes, _lambert(state, np.array([0, -0.4, -1.0]), None)))
+    clothes = _shade(ctx.clothes, _lambert(state, np.array([0, -0.4, -1.0]), None))
+    _poly(img, cam.project(cam.body(shoulders)), clothes)
     neck = np.array([[-40, 20, 20], [40, 20, 20], [46, 190, 20], [-46, 190, 20]], dtype=np.float64)
     neck_colour = _shade(ctx.skin, 0.72 * _lambert(state, np.array([0, 0.3, -1.0]), None))
     _poly(img, cam.project(cam.body(neck)), neck_colour)
@@ -227,10 +228,15 @@ def _draw_context(img: np.ndarray, ctx: Identity, state: FrameState, cam: _Camer
             _line(img, inner[3:12], _shade(colour, 0.75), 1)
 
 
-def _draw_eye(face: np.ndarray, contour: np.ndarray, iris: np.ndarray, iris_r: float,
-              identity: Identity, closure: float, eye_w: float) -> None:
-    """Eye white, iris and pupil clipped by the lids, then the lid lines. Points are ROI pixels."""
-    lid = (40, 28, 28)
+def _draw_eye(face: np.ndarray, contour: np.ndarray, iris: np.ndarray, iris_r: float, squash: float,
+              angle: float, identity: Identity, closure: float, eye_w: float) -> None:
+    """Lid lines, then the eye white, iris and pupil clipped to the opening. Points are ROI pixels.
+
+    The lines go first so the opening inside the contour stays clear of lashes. The iris is a disc
+    seen at an angle: an ellipse `squash` times narrower along `angle` (degrees).
+    """
+    _line(face, contour[[0, 1, 2, 3]], (40, 28, 28), max(1.0, 0.09 * eye_w))
+    _line(face, contour[[3, 4, 5, 0]], _shade(identity.skin, 0.7), max(1.0, 0.04 * eye_w))
     if closure < 0.85:
         x0, y0 = np.floor(contour.min(axis=0)).astype(int) - 1
         x1, y1 = np.ceil(contour.max(axis=0)).astype(int) + 2
@@ -240,17 +246,17 @@ def _draw_eye(face: np.ndarray, contour: np.ndarray, iris: np.ndarray, iris_r: f
             patch = face[y0:y1, x0:x1]
             eye = patch.copy()
             _poly(eye, contour, (236, 234, 228), (x0, y0))
-            centre = _fix(iris, (x0, y0))
-            cv2.circle(eye, tuple(int(v) for v in centre), int(iris_r * _ONE), identity.iris, -1, cv2.LINE_AA, _SHIFT)
-            cv2.circle(eye, tuple(int(v) for v in centre), int(0.5 * iris_r * _ONE), (14, 10, 10), -1, cv2.LINE_AA, _SHIFT)
-            glint = _fix(iris + (-0.35 * iris_r, -0.35 * iris_r), (x0, y0))
-            cv2.circle(eye, tuple(int(v) for v in glint), int(0.22 * iris_r * _ONE), (250, 250, 250), -1, cv2.LINE_AA, _SHIFT)
+            centre = tuple(int(v) for v in _fix(iris, (x0, y0)))
+            for scale, colour in ((1.0, identity.iris), (0.5, (14, 10, 10))):
+                axes = (int(scale * squash * iris_r * _ONE), int(scale * iris_r * _ONE))
+                cv2.ellipse(eye, centre, axes, angle, 0, 360, colour, -1, cv2.LINE_AA, _SHIFT)
+            glint = _fix(iris + (-0.45 * iris_r, -0.45 * iris_r), (x0, y0))
+            cv2.circle(eye, tuple(int(v) for v in glint), int(0.15 * iris_r * _ONE), (250, 250, 250), -1,
+                       cv2.LINE_AA, _SHIFT)
             inside = np.zeros(patch.shape[:2], np.uint8)
             _poly(inside, contour, 255, (x0, y0))
             alpha = inside[..., None].astype(np.float32) / 255.0
             patch[:] = (eye * alpha + patch * (1.0 - alpha)).astype(np.uint8)
-    _line(face, contour[[0, 1, 2, 3]], lid, max(1.0, 0.09 * eye_w))
-    _line(face, contour[[3, 4, 5, 0]], _shade(identity.skin, 0.7), max(1.0, 0.04 * eye_w))
 
 
 def _draw_mouth(face: np.ndarray, p: np.ndarray, teeth: np.ndarray, identity: Identity, width: float) -> None:
@@ -265,8 +271,8 @@ def _draw_mouth(face: np.ndarray, p: np.ndarray, teeth: np.ndarray, identity: Id
     _line(face, p[[48, 60, 61, 62, 63, 64, 54]], _shade(identity.lips, 0.55), max(1.0, 0.012 * width))
 
 
-def _draw_brows(face: np.ndarray, cam: _Camera, camp: np.ndarray, pts3d: np.ndarray,
-                identity: Identity, offset) -> None:
+def _draw_brows(face: np.ndarray, cam: _Camera, pts3d: np.ndarray, identity: Identity, offset) -> None:
+    """Brows as 3-D bands around the brow points, thickest near the middle of the face."""
     taper = np.array([0.45, 0.8, 1.0, 1.0, 0.9])
     for brow, t in ((slice(17, 22), taper), (slice(22, 27), taper[::-1])):
         half = np.array([0.0, 1.0, 0.0]) * (identity.brow_thickness * t / 2)[:, None]
@@ -320,21 +326,26 @@ def _draw_face(img: np.ndarray, ident: Identity, state: FrameState, cam: _Camera
     p = p2 - off
     if ident.beard > 0:
         colour = tuple(float(s + (t - s) * 0.6 * ident.beard) for s, t in zip(ident.skin, ident.brows))
-        _poly(face, p[[3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 89, 35, 34, 33, 32, 31, 77]], colour)
+        _poly(face, p[BEARD], colour)
     nostril = _shade(ident.skin, 0.45)
     for i, j in ((31, 32), (35, 34)):
         centre = _fix(p[i] * 0.55 + p[j] * 0.45 + (p[33] - p[30]) * -0.08)
-        cv2.circle(face, tuple(int(v) for v in centre), int(max(0.6, 0.018 * face_px) * _ONE), nostril, -1, cv2.LINE_AA, _SHIFT)
+        cv2.circle(face, tuple(int(v) for v in centre), int(max(0.6, 0.018 * face_px) * _ONE), nostril, -1,
+                   cv2.LINE_AA, _SHIFT)
     _line(face, p[31:36], _shade(ident.skin, 0.72), max(1.0, 0.012 * face_px))
     teeth3d = pts3d[60:65] + [0.0, min(3.5, 0.6 * np.linalg.norm(pts3d[66] - pts3d[62])), 0.0]
     teeth = cam.project(cam.head(np.concatenate([pts3d[60:65], teeth3d[::-1]]))) - off
     _draw_mouth(face, p, teeth, ident, face_px)
+    gaze_cam = cam.rotation @ gaze_vector(state.gaze_pitch, state.gaze_yaw)
     for e, eye in enumerate((slice(36, 42), slice(42, 48))):
         eye_w = np.linalg.norm(p[eye][3] - p[eye][0])
+        pupil_cam = cam.head(pupils3d[e:e + 1])[0]
         iris_r = _IRIS_TO_EYE_WIDTH * np.linalg.norm(ident.face[eye][3] - ident.face[eye][0]) \
-            * cam.focal / cam.head(pupils3d[e:e + 1])[0, 2]
-        _draw_eye(face, p[eye], pupils[e] - off, iris_r, ident, state.eye_closure, eye_w)
-    _draw_brows(face, cam, camp, pts3d, ident, off)
+            * cam.focal / pupil_cam[2]
+        squash = max(0.25, float(-(gaze_cam @ pupil_cam) / np.linalg.norm(pupil_cam)))
+        angle = float(np.degrees(np.arctan2(gaze_cam[1], gaze_cam[0])))
+        _draw_eye(face, p[eye], pupils[e] - off, iris_r, squash, angle, ident, state.eye_closure, eye_w)
+    _draw_brows(face, cam, pts3d, ident, off)
 
     alpha = cv2.GaussianBlur(inside, (3, 3), 0)
     roi = img[y0:y1, x0:x1]
@@ -361,10 +372,11 @@ def render_frame(identity: Identity, state: FrameState, size: int | tuple[int, i
     mask, pupils = _draw_face(img, identity, state, cam, pts3d)
     front = sd.fringe(ctx)
     if front is not None:
-        hair = ctx.skin if ctx.hair_style == "bald" else ctx.hair
         outline = cam.project(cam.head(front))
-        _poly(img, outline, _shade(hair, 1.08 * _lambert(state, np.array([0, -0.3, -1.0]), cam.rotation)))
-        cv2.fillPoly(mask, [_fix(outline)], 0, cv2.LINE_8, _SHIFT)
+        _poly(img, outline, _shade(ctx.hair, 1.08 * _lambert(state, np.array([0, -0.3, -1.0]), cam.rotation)))
+        covered = np.zeros_like(mask)
+        cv2.fillPoly(covered, [_fix(outline)], 255, cv2.LINE_8, _SHIFT)
+        mask[cv2.erode(covered, np.ones((3, 3), np.uint8)) > 0] = 0  # only where the hair is opaque
     landmarks = cam.project(cam.head(pts3d[:68]))
     truth = GroundTruth(
         landmarks=landmarks.astype(np.float32),

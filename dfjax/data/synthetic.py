@@ -39,7 +39,8 @@ def render_swap(context: Identity, face: Identity, state: FrameState,
 
 def render_video(identity: Identity, states: list[FrameState], path: str | Path,
                  size: int | tuple[int, int] = (256, 256), fps: float = 25.0, *,
-                 context: Identity | None = None, crf: int = 18, on_frame=None) -> list[GroundTruth]:
+                 context: Identity | None = None, crf: int = 18, preset: str = "veryfast",
+                 on_frame=None) -> list[GroundTruth]:
     """Render `states` to an H.264 mp4 at `path`; returns the ground truth of every frame.
 
     on_frame(index, frame, truth) is called after each frame is written (for face sets, progress).
@@ -47,7 +48,7 @@ def render_video(identity: Identity, states: list[FrameState], path: str | Path,
     width, height = (size, size) if isinstance(size, int) else size
     tag = f"dfjax synthetic face={identity.name} context={(context or identity).name}"
     truths = []
-    with media.VideoWriter(path, fps, width, height, crf=crf, metadata={"comment": tag}) as writer:
+    with media.VideoWriter(path, fps, width, height, crf=crf, preset=preset, metadata={"comment": tag}) as writer:
         for index, state in enumerate(states):
             frame, truth = render_frame(identity, state, (width, height), context=context)
             writer.write(frame)
@@ -106,8 +107,11 @@ def synthesize(out_dir: str | Path, *, frames: int = 300, size: int = 256, face_
     is y's face in x's frames. progress: a rich Progress (or None).
     """
     out = Path(out_dir)
-    if len(set(identities)) < 1 or frames < 1 or size < 16 or face_size < 16:
-        raise UserError("synth needs at least one identity, one frame, and sizes of 16 px or more; fix the options.")
+    if not identities or len(set(identities)) != len(identities):
+        raise UserError(f"synth needs distinct identity names, got {list(identities)}; list each once.")
+    if frames < 1 or size < 16 or size % 2 or face_size < 16:
+        raise UserError("synth needs --frames >= 1, an even --size >= 16 (H.264) and --face-size >= 16; "
+                        "fix the option.")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{out} already exists and is not empty; choose another folder or pass --overwrite.")
     people = {name: get_identity(name) for name in identities}

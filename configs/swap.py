@@ -1,0 +1,82 @@
+r"""The shared-encoder / two-decoder face-swap autoencoder (faceswap "Original", DFL-SAE), optionally a GAN.
+
+Run (the argument picks the network; add ",gan" for PatchGAN discriminators):
+
+  dfjax train --config configs/swap.py:tiny --workdir runs/tiny              # CPU, synthetic data
+  dfjax train --config configs/swap.py:original --a fs/a --b fs/b --workdir runs/orig
+  dfjax train --config configs/swap.py:sae128,gan --a fs/a --b fs/b --workdir runs/sae --set train.steps=20000
+
+Networks (layer for layer as in ../shared/BENCHMARKS.md): tiny (64 px, for CPU tests and the demo),
+original (64 px, 94.5 M), sae128 (137.5 M), sae256 (287.0 M).
+"""
+
+import ml_collections
+
+ARCHS = ("tiny", "original", "sae128", "sae256")
+
+
+def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
+    parts = [p.strip() for p in (arg or "tiny").split(",") if p.strip()]
+    arch, flags = parts[0], set(parts[1:])
+    if arch not in ARCHS or not flags <= {"gan"}:
+        raise ValueError(f"expected one of {ARCHS}, optionally followed by ',gan'")
+    tiny = arch == "tiny"
+
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    c.model = ml_collections.ConfigDict()
+    c.model.arch = arch
+    c.model.dtype = "float32" if tiny else "bfloat16"  # compute dtype; parameters stay float32
+    c.model.attention_res = 0  # SAGAN self-attention in the decoders at this resolution (0: off)
+
+    c.data = ml_collections.ConfigDict()
+    c.data.a = ""  # face-set folders; empty: render the built-in synthetic identities
+    c.data.b = ""
+    c.data.synth_frames = 240
+    c.data.synth_size = 128
+    c.data.eye_weight = 3.0  # eye and mouth priority: loss weight inside those regions
+    c.data.mouth_weight = 2.0
+    c.data.augment = ml_collections.ConfigDict(dict(
+        enabled=True, rotation_range=10.0, zoom_range=0.05, shift_range=0.05, flip_prob=0.5,
+        warp=True, color_lightness=0.3, color_ab=0.08))
+
+    c.train = ml_collections.ConfigDict()
+    c.train.steps = 1500 if tiny else 100_000
+    c.train.batch_per_side = 16 if tiny else 64
+    c.train.optimizer = "adam"
+    c.train.lr = 5e-4 if tiny else 5e-5
+    c.train.b1 = 0.5
+    c.train.b2 = 0.99
+    c.train.schedule = "constant"  # constant | cosine | warmup_cosine
+    c.train.warmup_steps = 0
+    c.train.grad_clip = 1.0  # global norm; 0: off
+    c.train.ema_decay = 0.999 if not tiny else 0.99  # EMA of generator weights, used for previews and swap
+    c.train.nan_patience = 20  # stop after this many non-finite steps in a row
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.l1 = 1.0
+    c.loss.mse = 0.0
+    c.loss.ssim = 0.0 if tiny else 1.0
+    c.loss.ms_ssim = 0.0
+    c.loss.mask = 1.0
+    c.loss.ffl = 0.0  # focal frequency loss
+    c.loss.perceptual = 0.0
+    c.loss.vgg16_weights = ""  # .npz or .h5 file with VGG16 weights, needed when perceptual > 0
+
+    c.gan = ml_collections.ConfigDict()
+    c.gan.enabled = "gan" in flags
+    c.gan.objective = "hinge"  # hinge | lsgan
+    c.gan.weight = 0.1
+    c.gan.lr = c.train.lr
+    c.gan.features = 32 if tiny else 64
+    c.gan.n_layers = 3
+    c.gan.spectral_norm = True
+    c.gan.attention_res = 0
+
+    c.log = ml_collections.ConfigDict()
+    c.log.every = 10
+    c.log.preview_every = 250 if tiny else 1000
+    c.log.checkpoint_every = 250 if tiny else 2000
+    c.log.keep = 3
+    return c

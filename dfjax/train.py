@@ -1,0 +1,294 @@
+"""`dfjax train`: the shared-encoder / two-decoder swap model, data-parallel over every device.
+
+One readable file in sections (big_vision style): mesh and data, model and optimizer, the pure
+update step, checkpoints, and the loop. The state is a plain dict of pytrees; the step is jitted
+with explicit shardings and donated state; randomness is `fold_in(seed key, step)`, so a resumed
+run draws exactly the batches an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from dfjax import losses, parallel
+from dfjax.checkpoint import Checkpointer
+from dfjax.config import save_config
+from dfjax.data.augment import AugmentConfig, augment_batch, sample_indices
+from dfjax.data.training_set import Side, load_side, synthetic_facesets
+from dfjax.errors import UserError
+from dfjax.models.autoencoder import FaceSwapAE, resolution
+from dfjax.models.discriminator import PatchDiscriminator
+from dfjax.previews import make_previewer, write_preview
+
+SIDES = ("a", "b")
+
+
+# ----------------------------------------------------------------------------- model and optimizer
+
+def build_models(config: ml_collections.ConfigDict):
+    dtype = jnp.dtype(config.model.dtype)
+    generator = FaceSwapAE(arch=config.model.arch, dtype=dtype, param_dtype=jnp.float32,
+                           attention_res=config.model.attention_res or None)
+    discriminator = None
+    if config.gan.enabled:
+        discriminator = PatchDiscriminator(features=config.gan.features, n_layers=config.gan.n_layers,
+                                           spectral_norm=config.gan.spectral_norm,
+                                           attention_res=config.gan.attention_res or None,
+                                           dtype=dtype, param_dtype=jnp.float32)
+    return generator, discriminator
+
+
+def build_optimizer(train: ml_collections.ConfigDict, lr: float) -> optax.GradientTransformation:
+    if train.schedule == "constant":
+        schedule = optax.constant_schedule(lr)
+    elif train.schedule == "cosine":
+        schedule = optax.cosine_decay_schedule(lr, train.steps)
+    elif train.schedule == "warmup_cosine":
+        schedule = optax.warmup_cosine_decay_schedule(0.0, lr, train.warmup_steps, train.steps)
+    else:
+        raise UserError(f"train.schedule={train.schedule!r} is unknown; use constant, cosine or warmup_cosine.")
+    optimizers = {"adam": optax.adam, "adamw": optax.adamw}
+    if train.optimizer not in optimizers:
+        raise UserError(f"train.optimizer={train.optimizer!r} is unknown; use adam or adamw.")
+    chain = [optax.clip_by_global_norm(train.grad_clip)] if train.grad_clip else []
+    return optax.chain(*chain, optimizers[train.optimizer](schedule, b1=train.b1, b2=train.b2))
+
+
+def init_state(config, generator, discriminator, g_opt, d_opt, res: int) -> dict:
+    """Initial train state (a plain dict); call under jit with out_shardings to create it sharded."""
+    key = jax.random.key(config.seed)
+    k_g, k_d = jax.random.split(key)
+    dummy = jnp.zeros((1, res, res, 3), jnp.float32)
+    params = generator.init(k_g, dummy, dummy)["params"]
+    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": g_opt.init(params),
+             "ema": params, "bad_steps": jnp.zeros((), jnp.int32)}
+    if discriminator is not None:
+        d_vars = {side: discriminator.init(jax.random.fold_in(k_d, i), dummy) for i, side in enumerate(SIDES)}
+        d_params = {side: v["params"] for side, v in d_vars.items()}
+        state.update(d_params=d_params, d_stats={side: v.get("batch_stats", {}) for side, v in d_vars.items()},
+                     d_opt_state=d_opt.init(d_params))
+    return state
+
+
+# ----------------------------------------------------------------------------- the update step
+
+def _side_batch(key, faces, maps, batch: int, augment: AugmentConfig, res: int, sharding):
+    k_idx, k_aug = jax.random.split(key)
+    idx = jax.lax.with_sharding_constraint(sample_indices(k_idx, faces.shape[0], batch), sharding)
+    return augment_batch(k_aug, faces[idx], maps[idx], augment, res)
+
+
+def _reconstruction(config, face, target, maps):
+    weights = 1.0 + (config.data.eye_weight - 1.0) * maps[..., 1:2] + (config.data.mouth_weight - 1.0) * maps[..., 2:3]
+    terms = {"l1": losses.l1(face, target, weights) if config.loss.l1 else 0.0,
+             "mse": losses.mse(face, target, weights) if config.loss.mse else 0.0,
+             "ssim": losses.ssim_loss(face, target) if config.loss.ssim else 0.0,
+             "ms_ssim": losses.ms_ssim_loss(face, target) if config.loss.ms_ssim else 0.0,
+             "ffl": losses.focal_frequency_loss(face, target) if config.loss.ffl else 0.0}
+    return sum(config.loss[name] * value for name, value in terms.items())
+
+
+def train_step(state, data, *, config, generator, discriminator, g_opt, d_opt, augment, res, batch_sharding):
+    """One update of generator (and discriminators); skips the update when anything is non-finite."""
+    key = jax.random.fold_in(jax.random.key(config.seed), state["step"])
+    keys = dict(zip(SIDES, jax.random.split(key, 2)))
+    batch = {s: _side_batch(keys[s], data[f"faces_{s}"], data[f"maps_{s}"], config.train.batch_per_side,
+                            augment, res, batch_sharding) for s in SIDES}
+    gan = losses.gan_losses(config.gan.objective) if discriminator is not None else None
+
+    def generator_loss(params):
+        out = generator.apply({"params": params}, batch["a"]["inputs"], batch["b"]["inputs"])
+        metrics, total = {}, 0.0
+        for s in SIDES:
+            target, maps = batch[s]["targets"], batch[s]["target_masks"]
+            rec = _reconstruction(config, out[f"face_{s}"], target, maps)
+            mask = losses.mask_loss(out[f"mask_{s}"], maps[..., :1])
+            metrics[f"rec_{s}"], metrics[f"mask_{s}"] = rec, mask
+            total += rec + config.loss.mask * mask
+            if gan is not None:
+                logits, _ = discriminator.apply({"params": state["d_params"][s], "batch_stats": state["d_stats"][s]},
+                                                out[f"face_{s}"], mutable=["batch_stats"])
+                metrics[f"g_adv_{s}"] = gan[1](logits)
+                total += config.gan.weight * metrics[f"g_adv_{s}"]
+        return total, (metrics, out)
+
+    (loss, (metrics, out)), grads = jax.value_and_grad(generator_loss, has_aux=True)(state["params"])
+    updates, opt_state = g_opt.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    new = {"params": params, "opt_state": opt_state,
+           "ema": optax.incremental_update(params, state["ema"], 1.0 - config.train.ema_decay)}
+    finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+
+    if discriminator is not None:
+        def disc_loss(d_params):
+            total, stats = 0.0, {}
+            for s in SIDES:
+                both = jnp.concatenate([batch[s]["targets"], jax.lax.stop_gradient(out[f"face_{s}"])])
+                logits, new_vars = discriminator.apply({"params": d_params[s], "batch_stats": state["d_stats"][s]},
+                                                       both, mutable=["batch_stats"])
+                real, fake = jnp.split(logits, 2)
+                total += gan[0](real, fake)
+                stats[s] = new_vars["batch_stats"]
+            return total, stats
+
+        (d_loss, d_stats), d_grads = jax.value_and_grad(disc_loss, has_aux=True)(state["d_params"])
+        d_updates, d_opt_state = d_opt.update(d_grads, state["d_opt_state"], state["d_params"])
+        new.update(d_params=optax.apply_updates(state["d_params"], d_updates), d_stats=d_stats, d_opt_state=d_opt_state)
+        metrics["d_loss"] = d_loss
+        finite &= jnp.isfinite(d_loss) & jnp.isfinite(optax.global_norm(d_grads))
+
+    kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, {k: state[k] for k in new})
+    state = {**state, **kept, "step": state["step"] + 1,
+             "bad_steps": jnp.where(finite, 0, state["bad_steps"] + 1)}
+    metrics.update(loss=loss, grad_norm=optax.global_norm(grads), finite=finite)
+    return state, metrics
+
+
+# ----------------------------------------------------------------------------- the loop
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM so the loop can save a checkpoint and leave cleanly."""
+
+    def __init__(self):
+        self.raised = None
+        self._old = {sig: signal.signal(sig, self._set) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _set(self, signum, _frame):
+        self.raised = signal.Signals(signum).name
+
+    def restore(self):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def resolve_sides(config, workdir: Path, progress=None) -> dict[str, Side]:
+    a, b = config.data.a, config.data.b
+    if bool(a) != bool(b):
+        raise UserError("give both --a and --b face sets, or neither to train on synthetic data.")
+    if not a:
+        a, b = synthetic_facesets(workdir, config.data.synth_frames, config.data.synth_size, progress)
+    return {"a": load_side("a", a), "b": load_side("b", b)}
+
+
+def prepare_workdir(workdir: Path, config) -> None:
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to workdir {workdir} ({exc.strerror}); choose a writable folder.") from None
+    saved = workdir / "config.json"
+    if saved.exists():
+        previous = json.loads(saved.read_text())
+        if previous.get("model") != json.loads(json.dumps(config.model.to_dict())):
+            raise UserError(f"{workdir} holds a checkpoint of a different model ({previous.get('model')}); "
+                            "use a new --workdir or the same --config.")
+    save_config(config, saved)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *, progress=None,
+                       log=print) -> dict:
+    """Train (or resume) in `workdir` until config.train.steps; returns a summary dict."""
+    workdir = Path(workdir)
+    prepare_workdir(workdir, config)
+    if config.loss.perceptual:
+        raise UserError("loss.perceptual needs loss.vgg16_weights; the VGG16 loss is not wired into training yet.")
+    mesh = parallel.make_mesh()
+    parallel.check_batch(config.train.batch_per_side, mesh)
+    res = resolution(config.model.arch)
+    sides = resolve_sides(config, workdir, progress)
+    data = {}
+    for s, side in sides.items():
+        data[f"faces_{s}"] = parallel.put_replicated(side.faces, mesh)
+        data[f"maps_{s}"] = parallel.put_replicated(side.maps, mesh)
+
+    generator, discriminator = build_models(config)
+    g_opt = build_optimizer(config.train, config.train.lr)
+    d_opt = build_optimizer(config.train, config.gan.lr)
+    rep = parallel.replicated(mesh)
+    init = partial(init_state, config, generator, discriminator, g_opt, d_opt, res)
+    abstract = jax.eval_shape(init)
+    state_sharding = jax.tree.map(lambda _: rep, abstract)
+    augment = AugmentConfig.from_dict(config.data.augment.to_dict())
+    step_fn = jax.jit(partial(train_step, config=config, generator=generator, discriminator=discriminator,
+                              g_opt=g_opt, d_opt=d_opt, augment=augment, res=res,
+                              batch_sharding=parallel.batch_sharded(mesh)),
+                      in_shardings=(state_sharding, rep), out_shardings=(state_sharding, rep), donate_argnums=0)
+
+    checkpointer = Checkpointer(workdir / "checkpoints", keep=config.log.keep)
+    state = checkpointer.restore(abstract, state_sharding) if checkpointer.latest_step() is not None else None
+    if state is None:
+        state = jax.jit(init, out_shardings=state_sharding)()
+    start = int(jax.device_get(state["step"]))
+    preview = make_previewer(generator, {s: side.faces[np.linspace(0, len(side.faces) - 1, 4).astype(int)]
+                                         for s, side in sides.items()}, res)
+
+    from tensorboardX import SummaryWriter
+
+    tb = SummaryWriter(str(workdir / "tb")) if jax.process_index() == 0 else None
+    metrics_file = open(workdir / "metrics.jsonl", "a")
+    stop = _StopFlag()
+    task = progress.add_task("train", total=config.train.steps, completed=start) if progress else None
+    images_per_step = 2 * config.train.batch_per_side
+    pending, last_log, t_log, reason = None, None, time.perf_counter(), "finished"
+    try:
+        step = start
+        while step < config.train.steps:
+            state, metrics = step_fn(state, data)
+            step += 1
+            if pending is not None:  # metrics one step behind: the host never waits on the device
+                last_log = _log_metrics(pending, metrics_file, tb, config)
+                if last_log["bad_steps"] >= config.train.nan_patience:
+                    reason = "non-finite"
+                    break
+            pending = (step, metrics, state["bad_steps"]) if step % config.log.every == 0 or step == config.train.steps else None
+            if progress:
+                progress.update(task, completed=step)
+            if step % config.log.preview_every == 0 or step == config.train.steps:
+                write_preview(workdir, step, preview(state["ema"]), tb)
+            if step % config.log.checkpoint_every == 0:
+                checkpointer.save(step, state)
+            if stop.raised:
+                reason = stop.raised
+                break
+        if pending is not None:
+            last_log = _log_metrics(pending, metrics_file, tb, config)
+        checkpointer.save(step, state, force=True)
+    finally:
+        checkpointer.close()
+        stop.restore()
+        metrics_file.close()
+        if tb:
+            tb.close()
+    seconds = time.perf_counter() - t_log
+    if reason == "non-finite":
+        raise UserError(f"training stopped at step {step}: {config.train.nan_patience} non-finite steps in a row; "
+                        "lower train.lr or check the face sets, then resume from the last checkpoint.")
+    return {"workdir": str(workdir), "steps_run": step - start, "step": step, "stopped_by": reason,
+            "seconds": round(seconds, 1), "images_per_s": round((step - start) * images_per_step / max(seconds, 1e-9), 1),
+            "devices": mesh.size, "loss": None if last_log is None else last_log["loss"],
+            "preview": str(workdir / "previews" / "latest.png")}
+
+
+def _log_metrics(pending, metrics_file, tb, config) -> dict:
+    step, metrics, bad = pending
+    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    values["bad_steps"] = int(jax.device_get(bad))
+    record = {"step": step, **{k: round(v, 6) for k, v in values.items()}}
+    metrics_file.write(json.dumps(record) + "\n")
+    metrics_file.flush()
+    if tb:
+        for k, v in values.items():
+            tb.add_scalar(f"train/{k}", v, step)
+    return record
