@@ -1,6 +1,6 @@
 """Landmark benchmark: dlib's 68-point predictor against the labelled photos in ../shared/data/real/landmarks.
 
-Run (a few seconds):
+Run (about 15 seconds):
 
     .venv/bin/python benchmarks/landmarks.py --out benchmarks/results/landmarks-$(date +%F).jsonl
 

@@ -108,6 +108,40 @@ def synth(
 
 
 @command
+def train(
+    workdir: Path = typer.Option(..., help="Run folder: config, checkpoints, previews, metrics. Reused to resume."),
+    config: Optional[str] = typer.Option(None, help="configs/FILE.py[:ARG]; default: the workdir's saved config, "
+                                                      "else configs/swap.py:tiny."),
+    a: Optional[Path] = typer.Option(None, "--a", help="Face set of identity A (default: synthetic)."),
+    b: Optional[Path] = typer.Option(None, "--b", help="Face set of identity B (default: synthetic)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set train.lr=1e-4."),
+    steps: Optional[int] = typer.Option(None, help="Train until this step (same as --set train.steps=N)."),
+    distributed: bool = typer.Option(False, help="Join a multi-host job (jax.distributed.initialize)."),
+    quiet: bool = QUIET,
+) -> None:
+    """Train (or resume) a face-swap model on two face sets, data-parallel over every device."""
+    from dfjax import parallel
+    from dfjax.config import apply_overrides, load_config, load_saved_config
+
+    parallel.initialize(distributed)
+    saved = workdir / "config.json"
+    if config:
+        cfg = load_config(config)
+    elif saved.exists():
+        cfg = load_saved_config(saved)
+    else:
+        cfg = load_config("configs/swap.py:tiny")
+    apply_overrides(cfg, list(overrides) + ([f"train.steps={steps}"] if steps is not None else []))
+    if a is not None or b is not None:
+        cfg.data.a, cfg.data.b = str(a or ""), str(b or "")
+    from dfjax.train import train_and_evaluate
+
+    with progress_bar("steps", quiet) as progress:
+        summary = train_and_evaluate(cfg, workdir, progress=progress)
+    _print_summary(f"trained in {workdir}", summary)
+
+
+@command
 def demo(
     output: Path = typer.Option(Path("out/demo"), "--output", "-o", help="Where the demo writes everything."),
     frames: int = typer.Option(240, help="Frames per synthetic video."),

@@ -81,3 +81,8 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
 def save_config(config: ml_collections.ConfigDict, path: str | Path) -> None:
     """The resolved config, as JSON, so every run records exactly what it ran."""
     Path(path).write_text(json.dumps(config.to_dict(), indent=1, sort_keys=True, default=str))
+
+
+def load_saved_config(path: str | Path) -> ml_collections.ConfigDict:
+    """The resolved config a run wrote to its workdir (to resume without repeating --config)."""
+    return ml_collections.ConfigDict(json.loads(Path(path).read_text()))

@@ -232,6 +232,7 @@ def extract(inputs: list[str | Path], output: str | Path, options: ExtractOption
                        mask_kind=options.mask_kind, overwrite=overwrite,
                        extra={"extract_options": asdict(options)}) as writer:
         ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["dfjax.extract"])  # import once in the server, not in every worker
         with ctx.Pool(workers, _init_worker, (options, reference)) as pool:
             for result in _in_order(pool, _units(videos, images, infos), depth=2 * workers):
                 for _, crop, mask, meta in result.faces:

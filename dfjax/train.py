@@ -150,7 +150,7 @@ def train_step(state, data, *, config, generator, discriminator, g_opt, d_opt, a
     kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, {k: state[k] for k in new})
     state = {**state, **kept, "step": state["step"] + 1,
              "bad_steps": jnp.where(finite, 0, state["bad_steps"] + 1)}
-    metrics.update(loss=loss, grad_norm=optax.global_norm(grads), finite=finite)
+    metrics.update(loss=loss, grad_norm=optax.global_norm(grads), bad_steps=state["bad_steps"])
     return state, metrics
 
 
@@ -252,7 +252,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
                 if last_log["bad_steps"] >= config.train.nan_patience:
                     reason = "non-finite"
                     break
-            pending = (step, metrics, state["bad_steps"]) if step % config.log.every == 0 or step == config.train.steps else None
+            pending = (step, metrics) if step % config.log.every == 0 or step == config.train.steps else None
             if progress:
                 progress.update(task, completed=step)
             if step % config.log.preview_every == 0 or step == config.train.steps:
@@ -282,9 +282,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
 
 
 def _log_metrics(pending, metrics_file, tb, config) -> dict:
-    step, metrics, bad = pending
+    step, metrics = pending
     values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-    values["bad_steps"] = int(jax.device_get(bad))
     record = {"step": step, **{k: round(v, 6) for k, v in values.items()}}
     metrics_file.write(json.dumps(record) + "\n")
     metrics_file.flush()

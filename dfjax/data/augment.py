@@ -24,10 +24,14 @@ filter, so training at 64 px from 256 px face sets does not alias.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.scipy.ndimage import map_coordinates
+from jax.sharding import NamedSharding, PartitionSpec
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -75,61 +79,73 @@ _WHITE_D65 = (0.95047, 1.0, 1.08883)
 _DELTA = 6 / 29
 
 
-def _mat3(matrix, v: jax.Array) -> jax.Array:
-    """matrix @ v over the last axis, as exact float32 arithmetic (no reduced-precision matmul)."""
-    return jnp.stack([sum(row[j] * v[..., j] for j in range(3)) for row in matrix], axis=-1)
+def _pow(x: jax.Array, p: float) -> jax.Array:
+    """x ** p for x >= 0 as exp(p log x): several times faster than pow or cbrt on XLA:CPU."""
+    return jnp.exp(p * jnp.log(jnp.maximum(x, 1e-12)))
+
+
+def _mat3(matrix, planes: list[jax.Array]) -> list[jax.Array]:
+    """matrix @ v for three planes, as exact float32 arithmetic (a matmul may run in bf16 or tf32)."""
+    return [sum(row[j] * planes[j] for j in range(3)) for row in matrix]
+
+
+# The conversions work on separate channel planes: with channels last, XLA:CPU handles (..., 3)
+# arrays several times slower than whole planes.
+
+def _rgb_planes_to_lab(rgb: list[jax.Array]) -> list[jax.Array]:
+    linear = []
+    for c in rgb:
+        c = jnp.clip(c, 0.0, 1.0)
+        linear.append(jnp.where(c <= 0.04045, c / 12.92, _pow((c + 0.055) / 1.055, 2.4)))
+    f = [jnp.where(t > _DELTA ** 3, _pow(t, 1 / 3), t / (3 * _DELTA ** 2) + 4 / 29)
+         for t in (v / w for v, w in zip(_mat3(_RGB_TO_XYZ, linear), _WHITE_D65))]
+    return [116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])]
+
+
+def _lab_planes_to_rgb(lab: list[jax.Array]) -> list[jax.Array]:
+    fy = (lab[0] + 16) / 116
+    f = [fy + lab[1] / 500, fy, fy - lab[2] / 200]
+    xyz = [jnp.where(t > _DELTA, t * t * t, 3 * _DELTA ** 2 * (t - 4 / 29)) * w for t, w in zip(f, _WHITE_D65)]
+    rgb = []
+    for c in _mat3(_XYZ_TO_RGB, xyz):
+        c = jnp.clip(c, 0.0, 1.0)
+        rgb.append(jnp.clip(jnp.where(c <= 0.0031308, c * 12.92, 1.055 * _pow(c, 1 / 2.4) - 0.055), 0.0, 1.0))
+    return rgb
 
 
 def rgb_to_lab(rgb: jax.Array) -> jax.Array:
     """sRGB in [0, 1] (..., 3) -> CIE L*a*b* (D65): L* in [0, 100], a*, b* roughly in [-128, 127]."""
-    rgb = jnp.clip(rgb, 0.0, 1.0)
-    linear = jnp.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-    xyz = _mat3(_RGB_TO_XYZ, linear) / jnp.asarray(_WHITE_D65, rgb.dtype)
-    f = jnp.where(xyz > _DELTA ** 3, jnp.cbrt(xyz), xyz / (3 * _DELTA ** 2) + 4 / 29)
-    return jnp.stack([116 * f[..., 1] - 16,
-                      500 * (f[..., 0] - f[..., 1]),
-                      200 * (f[..., 1] - f[..., 2])], axis=-1)
+    return jnp.stack(_rgb_planes_to_lab([rgb[..., i] for i in range(3)]), axis=-1)
 
 
 def lab_to_rgb(lab: jax.Array) -> jax.Array:
     """CIE L*a*b* (D65) (..., 3) -> sRGB clipped to [0, 1]."""
-    fy = (lab[..., 0] + 16) / 116
-    f = jnp.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], axis=-1)
-    xyz = jnp.where(f > _DELTA, f ** 3, 3 * _DELTA ** 2 * (f - 4 / 29)) * jnp.asarray(_WHITE_D65, lab.dtype)
-    linear = jnp.clip(_mat3(_XYZ_TO_RGB, xyz), 0.0, 1.0)
-    rgb = jnp.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
-    return jnp.clip(rgb, 0.0, 1.0)
+    return jnp.stack(_lab_planes_to_rgb([lab[..., i] for i in range(3)]), axis=-1)
 
 
 def _jitter_lab(rgb: jax.Array, amount: jax.Array) -> jax.Array:
-    """faceswap's L*a*b* jitter: each channel, scaled to 0..1, moves towards 1 (amount > 0) or 0."""
-    lab = rgb_to_lab(rgb)
-    offset = jnp.asarray([0.0, 128.0, 128.0], rgb.dtype)
-    scale = jnp.asarray([100.0, 255.0, 255.0], rgb.dtype)
-    unit = (lab + offset) / scale
-    unit = jnp.where(amount >= 0, unit + (1 - unit) * amount, unit * (1 + amount))
-    return lab_to_rgb(unit * scale - offset)
+    """faceswap's L*a*b* jitter: each channel, scaled to 0..1 (as OpenCV's 8-bit Lab), moves
+    towards 1 by the fraction `amount` when it is positive, towards 0 when negative."""
+    lab = _rgb_planes_to_lab([rgb[..., i] for i in range(3)])
+    moved = []
+    for i, (v, offset, scale) in enumerate(zip(lab, (0.0, 128.0, 128.0), (100.0, 255.0, 255.0))):
+        unit = (v + offset) / scale
+        unit = jnp.where(amount[i] >= 0, unit + (1 - unit) * amount[i], unit * (1 + amount[i]))
+        moved.append(unit * scale - offset)
+    return jnp.stack(_lab_planes_to_rgb(moved), axis=-1)
 
 
 # ----------------------------------------------------------------------------- geometry
 
 def _bilinear(image: jax.Array, xy: jax.Array) -> jax.Array:
-    """Sample image (H, W, C) at pixel coordinates xy (..., 2) (x, y); edges are replicated."""
-    h, w, c = image.shape
-    x = jnp.clip(xy[..., 0], 0, w - 1)
-    y = jnp.clip(xy[..., 1], 0, h - 1)
-    x0 = jnp.floor(x)
-    y0 = jnp.floor(y)
-    wx = (x - x0)[..., None]
-    wy = (y - y0)[..., None]
-    x0 = x0.astype(jnp.int32)
-    y0 = y0.astype(jnp.int32)
-    x1 = jnp.minimum(x0 + 1, w - 1)
-    y1 = jnp.minimum(y0 + 1, h - 1)
-    flat = image.reshape(h * w, c)
-    top = flat[y0 * w + x0] * (1 - wx) + flat[y0 * w + x1] * wx
-    bottom = flat[y1 * w + x0] * (1 - wx) + flat[y1 * w + x1] * wx
-    return top * (1 - wy) + bottom * wy
+    """Sample image (H, W, C) at pixel coordinates xy (..., 2) (x, y); edges are replicated.
+
+    map_coordinates (order 1) per channel measured ~10 % faster on XLA:CPU than a hand-written
+    four-corner gather of whole pixels, with the same result.
+    """
+    coords = [xy[..., 1], xy[..., 0]]
+    sample = lambda plane: map_coordinates(plane, coords, order=1, mode="nearest")  # noqa: E731
+    return jax.vmap(sample, in_axes=-1, out_axes=-1)(image)
 
 
 def _hat_weights(out_size: int, points: int) -> jax.Array:
@@ -145,34 +161,43 @@ def _warp_field(normal: jax.Array, out_size: int, config: AugmentConfig) -> jax.
 
 
 def _draw(key: jax.Array, batch: int, config: AugmentConfig) -> tuple[jax.Array, jax.Array]:
-    """All random numbers of a batch in two draws (few threefry kernels: fast to compile).
+    """All random numbers of a batch from one draw (one threefry kernel: quick to compile).
 
-    uniform (B, 8) in [-1, 1): rotation, zoom, shift x, shift y, flip, L*, a*, b*;
-    normal (B, 2, G, G): the warp grid's offsets.
+    uniform (B, 8) in (-1, 1): rotation, zoom, shift x, shift y, flip, L*, a*, b*;
+    normal (B, 2, G, G): the warp grid's offsets (inverse-erf of uniforms, as jax.random.normal).
+    Everything is drawn whatever the config, so turning one augmentation off leaves the others'
+    draws for a key unchanged.
     """
-    k_uniform, k_normal = jax.random.split(key)
-    uniform = jax.random.uniform(k_uniform, (batch, 8), jnp.float32, -1.0, 1.0)
-    normal = jax.random.normal(k_normal, (batch, 2, config.warp_grid, config.warp_grid), jnp.float32)
-    return uniform, normal
+    grid_points = 2 * config.warp_grid ** 2
+    low = float(np.nextafter(np.float32(-1), np.float32(0)))
+    u = jax.random.uniform(key, (batch, 8 + grid_points), jnp.float32, low, 1.0)
+    normal = np.sqrt(2) * jax.lax.erf_inv(u[:, 8:])
+    return u[:, :8], normal.reshape(batch, 2, config.warp_grid, config.warp_grid)
 
 
-def _affine_inverse(u: jax.Array, size: int, config: AugmentConfig):
-    """Inverse map (output pixel -> source pixel) of a random rotation, zoom, shift and flip."""
+def _affine_inverse(u: jax.Array, size: int, config: AugmentConfig) -> jax.Array:
+    """(2, 3) map from output to source pixels (x, y) of a random rotation, zoom, shift and flip.
+
+    The forward transform is cv2.getRotationMatrix2D about the centre plus a shift, followed by a
+    horizontal flip, as in faceswap: out = flip(s R (src - c) + c + t).
+    """
     angle = jnp.deg2rad(u[0] * config.rotation_range)
     scale = 1 + u[1] * config.zoom_range
     shift = u[2:4] * config.shift_range * size
-    flip = (u[4] + 1) / 2 < config.flip_prob
+    flip = jnp.where((u[4] + 1) / 2 < config.flip_prob, -1.0, 1.0)
     center = (size - 1) / 2
-    cos, sin = jnp.cos(angle), jnp.sin(angle)
+    cos, sin = jnp.cos(angle) / scale, jnp.sin(angle) / scale
+    # Unflipped x about the centre: flip * (x - c); then subtract the shift and rotate back.
+    ox, oy = -flip * center - shift[0], -center - shift[1]
+    return jnp.stack([jnp.stack([cos * flip, -sin, cos * ox - sin * oy + center]),
+                      jnp.stack([sin * flip, cos, sin * ox + cos * oy + center])])
 
-    def inverse(xy: jax.Array) -> jax.Array:
-        # Forward, as cv2.getRotationMatrix2D + shift then flip: out = flip(s * R (src - c) + c + t).
-        x = jnp.where(flip, size - 1 - xy[..., 0], xy[..., 0]) - center - shift[0]
-        y = xy[..., 1] - center - shift[1]
-        return jnp.stack([(cos * x - sin * y) / scale + center,
-                          (sin * x + cos * y) / scale + center], axis=-1)
 
-    return inverse
+def _apply(matrix: jax.Array, xy: jax.Array) -> jax.Array:
+    """matrix (2, 3) applied to points (..., 2), elementwise (a matmul may run in bf16 or tf32)."""
+    x, y = xy[..., 0], xy[..., 1]
+    return jnp.stack([matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2],
+                      matrix[1, 0] * x + matrix[1, 1] * y + matrix[1, 2]], axis=-1)
 
 
 def _output_grid(out_size: int, source_size: int) -> jax.Array:
@@ -182,11 +207,19 @@ def _output_grid(out_size: int, source_size: int) -> jax.Array:
 
 
 def _to_float(image_u8: jax.Array, out_size: int) -> jax.Array:
-    """uint8 (S, S, C) -> float32 [0, 1], downscaled with an antialiasing triangle filter if R < S."""
+    """uint8 (S, S, C) -> float32 [0, 1], downscaled with an antialiasing filter when R < S.
+
+    Whole-number factors (256 -> 64) average each k x k block (area resampling, like cv2.INTER_AREA
+    and four times cheaper than a filter); others use a triangle filter widened to the scale.
+    """
+    size, channels = image_u8.shape[0], image_u8.shape[-1]
+    if out_size < size and size % out_size == 0:
+        k = size // out_size  # integer sums are exact, and several times faster than float ones here
+        blocks = image_u8.reshape(out_size, k, out_size, k, channels).astype(jnp.int32)
+        return blocks.sum((1, 3)).astype(jnp.float32) * (1 / (255.0 * k * k))
     image = image_u8.astype(jnp.float32) / 255.0
-    size = image.shape[0]
     if out_size < size:
-        image = jax.image.resize(image, (out_size, out_size, image.shape[-1]), "linear", antialias=True)
+        image = jax.image.resize(image, (out_size, out_size, channels), "linear", antialias=True)
     return image
 
 
@@ -200,23 +233,24 @@ def _augment_one(uniform, normal, face_u8, mask_u8, config: AugmentConfig, out_s
             source = _bilinear(source, _output_grid(out_size, size))
         return source[..., :3], source[..., :3], source[..., 3:]
 
-    inverse = _affine_inverse(uniform, size, config)
+    if config.color_lightness > 0 or config.color_ab > 0:
+        # Colour first, as faceswap does: one L*a*b* round trip serves input and target alike.
+        limit = jnp.asarray([config.color_lightness, config.color_ab, config.color_ab], jnp.float32)
+        rgb = _jitter_lab(source[..., :3], uniform[5:8] * limit)
+        source = jnp.concatenate([rgb, source[..., 3:]], axis=-1)
+
+    # Materialise the source: otherwise XLA fuses the colour conversion into each of the gathers.
+    source = jax.lax.optimization_barrier(source)
+    # ...and the per-sample matrix, or each gather recomputes its sin and cos for every pixel.
+    matrix = jax.lax.optimization_barrier(_affine_inverse(uniform, size, config))
     grid = _output_grid(out_size, size)
-    target_all = _bilinear(source, inverse(grid))
+    target_all = _bilinear(source, _apply(matrix, grid))
     target, target_mask = target_all[..., :3], target_all[..., 3:]
     if config.warp and config.warp_scale > 0:
         warped = grid + _warp_field(normal, out_size, config) * size
-        inputs = _bilinear(source[..., :3], inverse(warped))
+        inputs = _bilinear(source[..., :3], _apply(matrix, warped))
     else:
         inputs = target
-
-    if config.color_lightness > 0 or config.color_ab > 0:
-        limit = jnp.asarray([config.color_lightness, config.color_ab, config.color_ab], jnp.float32)
-        amount = uniform[5:8] * limit
-        if inputs is target:
-            inputs = target = _jitter_lab(target, amount)
-        else:
-            inputs, target = _jitter_lab(jnp.stack([inputs, target]), amount)
     return inputs, target, target_mask
 
 
@@ -233,8 +267,17 @@ def augment_batch(key: jax.Array, faces_u8: jax.Array, masks_u8: jax.Array, conf
         masks_u8 = masks_u8[..., None]
     out_size = int(out_size or faces_u8.shape[1])
     uniform, normal = _draw(key, faces_u8.shape[0], config)
-    inputs, targets, target_masks = jax.vmap(_augment_one, in_axes=(0, 0, 0, 0, None, None))(
-        uniform, normal, faces_u8, masks_u8.astype(faces_u8.dtype), config, out_size)
+    per_batch = jax.vmap(functools.partial(_augment_one, config=config, out_size=out_size))
+    sharding = jax.typeof(faces_u8).sharding
+    axis = sharding.spec[0] if len(sharding.spec) else None
+    if axis is not None:
+        # The batch is sharded over explicit mesh axes: run each device's samples as local code,
+        # so no op needs a sharding rule (the random numbers are sliced, not communicated).
+        spec = PartitionSpec(axis)
+        per_batch = jax.shard_map(per_batch, mesh=sharding.mesh, in_specs=spec, out_specs=spec)
+        uniform, normal, masks_u8 = jax.sharding.reshard((uniform, normal, masks_u8),
+                                                         NamedSharding(sharding.mesh, spec))
+    inputs, targets, target_masks = per_batch(uniform, normal, faces_u8, masks_u8.astype(faces_u8.dtype))
     return {"inputs": inputs, "targets": targets, "target_masks": target_masks}
 
 

@@ -71,7 +71,7 @@ class FaceTracker:
 
     def _locate(self, frame: np.ndarray) -> tuple[Detection | None, bool, str]:
         """The face box for this frame, whether it came from a full detection, and a drop reason."""
-        if self._last is not None and self._since_detect < self.every_n:
+        if self._last is not None and self._since_detect < self.every_n - 1:
             guess = box_from_landmarks(self._last.raw_landmarks)
             if not self.verify:
                 return Detection(guess, self._last.score), False, ""

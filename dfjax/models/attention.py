@@ -25,8 +25,8 @@ class SelfAttention(nn.Module):
     convolution brings the result back to C channels. As in SAGAN the logits are not scaled.
 
     With `spectral_norm=True` every 1x1 convolution is spectrally normalised (as in SAGAN's
-    discriminator); the power-iteration state then lives in "batch_stats" and callers pass
-    `update_stats` as for `PatchDiscriminator`.
+    discriminator); the power-iteration state then lives in "batch_stats" and `update_stats`
+    works as in `PatchDiscriminator` (None: advance it when "batch_stats" is mutable).
     """
 
     value_ratio: int = 2
@@ -35,7 +35,9 @@ class SelfAttention(nn.Module):
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
+    def __call__(self, x: jax.Array, update_stats: bool | None = None) -> jax.Array:
+        if update_stats is None:
+            update_stats = self.is_mutable_collection("batch_stats")
         b, h, w, c = x.shape
         qk = max(c // 8, 1)
         cv = max(c // self.value_ratio, 1)

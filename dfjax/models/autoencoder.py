@@ -2,14 +2,15 @@
 
 Architectures (layer specs in shared/BENCHMARKS.md, PyTorch peer in shared/peers/torch_faceswap.py):
 
-- "original": faceswap's Original, 64 px, 94,459,560 parameters.
+- "original": faceswap's Original, 64 px, 94,455,560 parameters.
 - "sae128", "sae256": faceswap's DFL-SAE (df layout, encoder_dims 42, decoder_dims 21, ae_dims 512),
-  137,495,776 and 286,965,856 parameters.
+  137,476,404 and 286,996,788 parameters.
 - "tiny": the "original" layout with every width divided by 8 (convs 16-128, dense 128, decoders
-  32-16-8), `tiny_res` px (64 by default); about 1.2 M parameters, trains on a CPU in minutes.
+  32-16-8), `tiny_res` px (64 by default); 1,481,448 parameters, trains on a CPU in minutes.
 - "liae_tiny": DeepFaceLab's LIAE at the "tiny" widths: a shared encoder, an `inter_ab` bottleneck
   shared by both identities, an `inter_b` bottleneck that only B faces use, and ONE shared decoder
-  fed with [inter_b(z), inter_ab(z)] for B and [inter_ab(z), inter_ab(z)] for A (and for swaps).
+  fed with [inter_b(z), inter_ab(z)] for B and [inter_ab(z), inter_ab(z)] for A (and for swaps);
+  2,255,748 parameters.
 
 Images are NHWC in [0, 1]; faces and masks come out of float32 sigmoids whatever `dtype` computes.
 Typical use::
@@ -115,7 +116,9 @@ class Decoder(nn.Module):
     """A face head (3 channels) and a mask head (1 channel), each ending in a float32 sigmoid.
 
     With `attention_res` set, a SAGAN self-attention block runs on the face head's feature map at
-    that resolution (the code's resolution, or after any of its three upscales).
+    that resolution (the code's resolution, or after any of its three upscales). Its attention
+    matrix is (res^2)^2 per image: 64 MiB in float32 at 64 x 64, so keep it at 32 or below for
+    large batches.
     """
 
     spec: _Spec

@@ -15,7 +15,11 @@ conv with `flax.linen.SpectralNorm`, which keeps its power-iteration vector `u` 
     logits, new = disc.apply(variables, images, update_stats=True, mutable=["batch_stats"])
     variables = {"params": ..., "batch_stats": new["batch_stats"]}
     # generator step and evaluation: read the state, change nothing
-    logits = disc.apply(variables, fakes)                   # update_stats defaults to False
+    logits = disc.apply(variables, fakes)
+
+`update_stats` left as None follows `mutable`: the state advances exactly when the caller lets
+"batch_stats" change, so `mutable=["batch_stats"]` alone is enough (and a generator step that
+passes it and drops the result changes nothing either).
 
 Without spectral norm the middle layers use instance normalisation and there is no "batch_stats".
 """
@@ -48,8 +52,10 @@ class PatchDiscriminator(nn.Module):
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
+    def __call__(self, x: jax.Array, update_stats: bool | None = None) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        if update_stats is None:
+            update_stats = self.is_mutable_collection("batch_stats")
 
         def conv(y: jax.Array, features: int, strides: int, name: str) -> jax.Array:
             layer = nn.Conv(features, (4, 4), (strides, strides), padding=((1, 1), (1, 1)),

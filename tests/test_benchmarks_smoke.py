@@ -1,0 +1,46 @@
+"""The benchmark scripts run, print only JSON lines, and skip cleanly when their data is missing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run(script: str, *args: str) -> list[dict]:
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]  # every stdout line is JSON
+
+
+@pytest.mark.parametrize("script", ["extract.py", "landmarks.py"])
+def test_missing_data_gives_one_skipped_line(script, tmp_path):
+    lines = run(script, str(tmp_path / "absent.file"))
+    assert len(lines) == 1 and "skipped" in lines[0]
+
+
+def test_pose_gaze_tiny_run():
+    lines = run("pose_gaze.py", "--frames", "6", "--sigmas", "0", "--no-dlib")
+    header, result = lines
+    assert header["camera_check_mae"] == {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}
+    assert result["frames_scored"] == 6 and result["yaw_mae"] < 10 and result["roll_mae"] < 5
+
+
+def test_extract_measures():
+    spec = importlib.util.spec_from_file_location("bench_extract", BENCHMARKS / "extract.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.runs([1, 2, 3, 7, 9, 10]) == [[1, 3], [7, 7], [9, 10]]
+    # two points moving 1 px per frame, inter-ocular distance 10: jitter 0.1, second difference 0
+    seq = np.stack([np.array([[t, 0.0], [t, 5.0]]) for t in range(5)])
+    iod = np.full(5, 10.0)
+    assert bench.jitter(seq, iod) == pytest.approx(0.1)
+    assert bench.jitter(seq, iod, order=2) == pytest.approx(0.0)
