@@ -6,13 +6,14 @@ Run (the argument picks the network; add ",gan" for PatchGAN discriminators):
   dfjax train --config configs/swap.py:original --a fs/a --b fs/b --workdir runs/orig
   dfjax train --config configs/swap.py:sae128,gan --a fs/a --b fs/b --workdir runs/sae --set train.steps=20000
 
-Networks (layer for layer as in ../shared/BENCHMARKS.md): tiny (64 px, for CPU tests and the demo),
-original (64 px, 94.5 M), sae128 (137.5 M), sae256 (287.0 M).
+Networks (layer for layer as in ../shared/BENCHMARKS.md): original (64 px, 94.5 M), sae128 (137.5 M),
+sae256 (287.0 M); tiny (64 px, 1.5 M, for CPU tests and the demo) and liae_tiny (DeepFaceLab's LIAE
+layout at tiny widths).
 """
 
 import ml_collections
 
-ARCHS = ("tiny", "original", "sae128", "sae256")
+ARCHS = ("tiny", "liae_tiny", "original", "sae128", "sae256")
 
 
 def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
@@ -20,7 +21,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     arch, flags = parts[0], set(parts[1:])
     if arch not in ARCHS or not flags <= {"gan"}:
         raise ValueError(f"expected one of {ARCHS}, optionally followed by ',gan'")
-    tiny = arch == "tiny"
+    tiny = arch in ("tiny", "liae_tiny")
 
     c = ml_collections.ConfigDict()
     c.seed = 0
@@ -29,6 +30,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.model.arch = arch
     c.model.dtype = "float32" if tiny else "bfloat16"  # compute dtype; parameters stay float32
     c.model.attention_res = 0  # SAGAN self-attention in the decoders at this resolution (0: off)
+    c.model.tiny_res = 64  # input size of the tiny architectures (a multiple of 16)
 
     c.data = ml_collections.ConfigDict()
     c.data.a = ""  # face-set folders; empty: render the built-in synthetic identities

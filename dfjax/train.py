@@ -9,6 +9,7 @@ run draws exactly the batches an uninterrupted one would have.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from functools import partial
@@ -38,7 +39,7 @@ SIDES = ("a", "b")
 def build_models(config: ml_collections.ConfigDict):
     dtype = jnp.dtype(config.model.dtype)
     generator = FaceSwapAE(arch=config.model.arch, dtype=dtype, param_dtype=jnp.float32,
-                           attention_res=config.model.attention_res or None)
+                           attention_res=config.model.attention_res or None, tiny_res=config.model.tiny_res)
     discriminator = None
     if config.gan.enabled:
         discriminator = PatchDiscriminator(features=config.gan.features, n_layers=config.gan.n_layers,
@@ -127,7 +128,7 @@ def train_step(state, data, *, config, generator, discriminator, g_opt, d_opt, a
     params = optax.apply_updates(state["params"], updates)
     new = {"params": params, "opt_state": opt_state,
            "ema": optax.incremental_update(params, state["ema"], 1.0 - config.train.ema_decay)}
-    finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+    finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
 
     if discriminator is not None:
         def disc_loss(d_params):
@@ -145,12 +146,12 @@ def train_step(state, data, *, config, generator, discriminator, g_opt, d_opt, a
         d_updates, d_opt_state = d_opt.update(d_grads, state["d_opt_state"], state["d_params"])
         new.update(d_params=optax.apply_updates(state["d_params"], d_updates), d_stats=d_stats, d_opt_state=d_opt_state)
         metrics["d_loss"] = d_loss
-        finite &= jnp.isfinite(d_loss) & jnp.isfinite(optax.global_norm(d_grads))
+        finite &= jnp.isfinite(d_loss) & jnp.isfinite(optax.tree.norm(d_grads))
 
     kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, {k: state[k] for k in new})
     state = {**state, **kept, "step": state["step"] + 1,
              "bad_steps": jnp.where(finite, 0, state["bad_steps"] + 1)}
-    metrics.update(loss=loss, grad_norm=optax.global_norm(grads), bad_steps=state["bad_steps"])
+    metrics.update(loss=loss, grad_norm=optax.tree.norm(grads), bad_steps=state["bad_steps"])
     return state, metrics
 
 
@@ -194,11 +195,11 @@ def prepare_workdir(workdir: Path, config) -> None:
         if previous.get("model") != json.loads(json.dumps(config.model.to_dict())):
             raise UserError(f"{workdir} holds a checkpoint of a different model ({previous.get('model')}); "
                             "use a new --workdir or the same --config.")
-    save_config(config, saved)
+    if jax.process_index() == 0:
+        save_config(config, saved)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *, progress=None,
-                       log=print) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *, progress=None) -> dict:
     """Train (or resume) in `workdir` until config.train.steps; returns a summary dict."""
     workdir = Path(workdir)
     prepare_workdir(workdir, config)
@@ -206,7 +207,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
         raise UserError("loss.perceptual needs loss.vgg16_weights; the VGG16 loss is not wired into training yet.")
     mesh = parallel.make_mesh()
     parallel.check_batch(config.train.batch_per_side, mesh)
-    res = resolution(config.model.arch)
+    res = resolution(config.model.arch, config.model.tiny_res)
     sides = resolve_sides(config, workdir, progress)
     data = {}
     for s, side in sides.items():
@@ -236,8 +237,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
 
     from tensorboardX import SummaryWriter
 
-    tb = SummaryWriter(str(workdir / "tb")) if jax.process_index() == 0 else None
-    metrics_file = open(workdir / "metrics.jsonl", "a")
+    chief = jax.process_index() == 0  # one process writes metrics, previews and TensorBoard
+    tb = SummaryWriter(str(workdir / "tb")) if chief else None
+    metrics_file = open(workdir / "metrics.jsonl" if chief else os.devnull, "a")
     stop = _StopFlag()
     task = progress.add_task("train", total=config.train.steps, completed=start) if progress else None
     images_per_step = 2 * config.train.batch_per_side
@@ -256,7 +258,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             if progress:
                 progress.update(task, completed=step)
             if step % config.log.preview_every == 0 or step == config.train.steps:
-                write_preview(workdir, step, preview(state["ema"]), tb)
+                grid = preview(state["ema"])  # every process runs the (global) computation
+                if chief:
+                    write_preview(workdir, step, grid, tb)
             if step % config.log.checkpoint_every == 0:
                 checkpointer.save(step, state)
             if stop.raised:

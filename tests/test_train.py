@@ -1,0 +1,147 @@
+"""`dfjax train` on tiny synthetic face sets: learning, exact resume, signals, bad input, sharding."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dfjax.cli import app
+from dfjax.config import apply_overrides, load_config
+from dfjax.data.synthetic import synthesize
+from dfjax.errors import UserError
+from dfjax.train import train_and_evaluate
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_sets(tmp_path_factory) -> tuple[Path, Path]:
+    out = tmp_path_factory.mktemp("synth")
+    synthesize(out, frames=24, size=96, face_size=64)
+    return out / "facesets" / "a", out / "facesets" / "b"
+
+
+def tiny_config(sets, steps: int, **extra):
+    config = load_config("configs/swap.py:tiny")
+    overrides = [f"data.a='{sets[0]}'", f"data.b='{sets[1]}'", "model.tiny_res=32", "train.batch_per_side=4",
+                 f"train.steps={steps}", "log.every=1", "log.preview_every=5", "log.checkpoint_every=5"]
+    return apply_overrides(config, overrides + [f"{k}={v}" for k, v in extra.items()])
+
+
+def final_params(workdir: Path) -> dict:
+    """The generator parameters of the run's latest checkpoint, as numpy arrays."""
+    import orbax.checkpoint as ocp
+
+    manager = ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints")
+    restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())
+    manager.close()
+    return restored["params"]
+
+
+def losses_of(workdir: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_loss_falls_and_previews_are_written(tmp_path, tiny_sets):
+    summary = train_and_evaluate(tiny_config(tiny_sets, 60, **{"train.lr": 1e-3}), tmp_path)
+    losses = losses_of(tmp_path)
+    assert summary["step"] == 60 and len(losses) == 60
+    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:5])
+    preview = tmp_path / "previews" / "latest.png"
+    from dfjax.media import read_image
+
+    grid = read_image(preview)
+    assert grid.shape == (4 * 128, 8 * 128, 3)  # 4 faces; A, A->A, A->B, mask, B, B->B, B->A, mask
+    assert (tmp_path / "config.json").exists() and list((tmp_path / "tb").iterdir())
+
+
+def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, tiny_sets):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train_and_evaluate(tiny_config(tiny_sets, 10), straight)
+    train_and_evaluate(tiny_config(tiny_sets, 5), split)
+    summary = train_and_evaluate(tiny_config(tiny_sets, 10), split)
+    assert summary["steps_run"] == 5
+    np.testing.assert_allclose(losses_of(split), losses_of(straight), rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(final_params(straight)), jax.tree.leaves(final_params(split))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path, tiny_sets):
+    workdir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "dfjax.cli", "train", "--workdir", str(workdir), "--a", str(tiny_sets[0]),
+           "--b", str(tiny_sets[1]), "--quiet", "--set", "model.tiny_res=32", "--set", "train.batch_per_side=4",
+           "--set", "log.every=1", "--set", "log.checkpoint_every=100000", "--steps", "100000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "SIGTERM" in out
+    saved = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+    assert saved and saved[-1] >= 3
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def test_checkpoint_of_another_model_is_refused(tmp_path, tiny_sets):
+    train_and_evaluate(tiny_config(tiny_sets, 1), tmp_path)
+    other = tiny_config(tiny_sets, 2, **{"model.tiny_res": 48})
+    with pytest.raises(UserError, match="different model"):
+        train_and_evaluate(other, tmp_path)
+
+
+def test_cli_refuses_missing_faceset_and_unwritable_workdir(tmp_path, tiny_sets):
+    missing = runner.invoke(app, ["train", "--workdir", str(tmp_path / "w"), "--a", str(tmp_path / "nope"),
+                                  "--b", str(tiny_sets[1]), "--quiet"])
+    assert missing.exit_code == 2 and "does not exist" in missing.output and "Traceback" not in missing.output
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    unwritable = runner.invoke(app, ["train", "--workdir", str(blocker / "w"), "--quiet"])
+    assert unwritable.exit_code == 2 and "cannot write" in unwritable.output
+    bad_key = runner.invoke(app, ["train", "--workdir", str(tmp_path / "w2"), "--set", "train.nope=1", "--quiet"])
+    assert bad_key.exit_code == 2 and "no such key" in bad_key.output
+
+
+# ----------------------------------------------------------------------------- data parallelism
+
+STEP_SCRIPT = """
+import sys, numpy as np, jax
+from tests.test_train import final_params, tiny_config
+from dfjax.train import train_and_evaluate
+a, b, out = sys.argv[1:4]
+summary = train_and_evaluate(tiny_config((a, b), 3, **{"train.batch_per_side": 8}), out)
+np.savez(out + "/params.npz", *[np.asarray(x) for x in jax.tree.leaves(final_params(out))])
+print("DEVICES", summary["devices"])
+"""
+
+
+@pytest.mark.slow
+def test_eight_devices_match_one(tmp_path, tiny_sets):
+    results = {}
+    for devices in (1, 8):
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+        out = tmp_path / f"d{devices}"
+        run = subprocess.run([sys.executable, "-c", STEP_SCRIPT, str(tiny_sets[0]), str(tiny_sets[1]), str(out)],
+                             env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert f"DEVICES {devices}" in run.stdout
+        results[devices] = out
+    np.testing.assert_allclose(losses_of(results[8]), losses_of(results[1]), rtol=1e-5)
+    eight, one = np.load(results[8] / "params.npz"), np.load(results[1] / "params.npz")
+    assert len(eight.files) == len(one.files) > 10
+    for name in one.files:
+        np.testing.assert_allclose(eight[name], one[name], rtol=1e-4, atol=1e-6)
