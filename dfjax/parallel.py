@@ -25,8 +25,7 @@ def initialize(distributed: bool = False) -> None:
     """
     if not distributed:
         return
-    if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # only affects CPU devices
     if "DFJAX_COORDINATOR" in os.environ:
         jax.distributed.initialize(coordinator_address=os.environ["DFJAX_COORDINATOR"],
                                    num_processes=int(os.environ["DFJAX_NUM_PROCESSES"]),

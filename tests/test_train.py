@@ -145,3 +145,26 @@ def test_eight_devices_match_one(tmp_path, tiny_sets):
     assert len(eight.files) == len(one.files) > 10
     for name in one.files:
         np.testing.assert_allclose(eight[name], one[name], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_model(tmp_path, tiny_sets):
+    """Two processes, one CPU device each, joined by --distributed, match one process with two devices."""
+    common = ["train", "--a", str(tiny_sets[0]), "--b", str(tiny_sets[1]), "--quiet", "--steps", "3",
+              "--set", "model.tiny_res=32", "--set", "train.batch_per_side=4", "--set", "log.every=1"]
+    base = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    procs = []
+    for pid in range(2):
+        env = {**base, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu",
+               "DFJAX_COORDINATOR": "127.0.0.1:29517", "DFJAX_NUM_PROCESSES": "2", "DFJAX_PROCESS_ID": str(pid)}
+        procs.append(subprocess.Popen([sys.executable, "-m", "dfjax.cli", *common, "--distributed",
+                                       "--workdir", str(tmp_path / "multi")],
+                                      env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs[0][-2000:] + outputs[1][-2000:]
+    assert "devices   │ 2" in outputs[0].replace("devices      ", "devices   ")
+    single = subprocess.run([sys.executable, "-m", "dfjax.cli", *common, "--workdir", str(tmp_path / "single")],
+                            env={**base, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stdout[-2000:]
+    np.testing.assert_allclose(losses_of(tmp_path / "multi"), losses_of(tmp_path / "single"), rtol=1e-5)

@@ -207,12 +207,11 @@ class FaceSwapAE(nn.Module):
     def __call__(self, x_a: jax.Array, x_b: jax.Array) -> dict[str, jax.Array]:
         """The training forward pass: A through decoder A, B through decoder B.
 
-        Both batches go through the shared encoder as one batch (same result, one launch).
+        The shared encoder runs once per side rather than on the concatenated batch: with the batch
+        sharded over devices, concatenating and splitting would move rows between devices.
         """
-        z = self.encode(jnp.concatenate([x_a, x_b.astype(x_a.dtype)], axis=0))
-        n = x_a.shape[0]
-        face_a, mask_a = self.decode(z[:n], "a")
-        face_b, mask_b = self.decode(z[n:], "b")
+        face_a, mask_a = self.decode(self.encode(x_a), "a")
+        face_b, mask_b = self.decode(self.encode(x_b), "b")
         return dict(face_a=face_a, mask_a=mask_a, face_b=face_b, mask_b=mask_b)
 
     def swap(self, x: jax.Array, to: str) -> tuple[jax.Array, jax.Array]:
