@@ -34,29 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import Reporter  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "real"
 DEFAULT_VIDEOS = [DATA / "ffpp_004.mp4", DATA / "ffpp_634.mp4"]
 WINDOW = 50          # frames in the jitter window
 MATCH_IOU = 0.5      # default's box must overlap naive's this much to count as the same face
-
-
-class Reporter:
-    """Prints JSON lines on stdout and keeps them for the --out file."""
-
-    def __init__(self):
-        self.lines: list[str] = []
-
-    def __call__(self, record: dict) -> None:
-        line = json.dumps(record)
-        self.lines.append(line)
-        print(line, flush=True)
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.partial")
-        tmp.write_text("\n".join(self.lines) + "\n")
-        os.replace(tmp, path)
 
 
 def log(message: str) -> None:

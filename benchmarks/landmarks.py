@@ -30,6 +30,9 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import Reporter  # noqa: E402
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,12 +40,6 @@ DATA = ROOT.parent / "shared" / "data" / "real" / "landmarks"
 DEFAULT_FILES = [DATA / "testing_with_face_landmarks.xml", DATA / "training_with_face_landmarks.xml"]
 MATCH_IOU = 0.5
 UPSAMPLES = (0, 1, 2)
-
-
-def emit(record: dict, lines: list[str]) -> None:
-    line = json.dumps(record)
-    lines.append(line)
-    print(line, flush=True)
 
 
 def load(xml_path: Path) -> tuple[list[dict], dict]:
@@ -104,7 +101,7 @@ def match(truth_boxes: list[np.ndarray], found: list) -> list[tuple[int, int, fl
     return out
 
 
-def bench_file(xml_path: Path, lines: list[str]) -> None:
+def bench_file(xml_path: Path, emit: Reporter) -> None:
     from dfjax import media
     from dfjax.faces.detect import FaceDetector
     from dfjax.faces.landmarks import LandmarkPredictor
@@ -118,7 +115,7 @@ def bench_file(xml_path: Path, lines: list[str]) -> None:
 
     errors = [(nme(predictor(photos[im["file"]], f["box"]), f["points"]), im["file"], f["box"])
               for im in images for f in im["faces"]]
-    emit({**base, "boxes": "labelled", **summary(errors)}, lines)
+    emit({**base, "boxes": "labelled", **summary(errors)})
 
     for upsample in UPSAMPLES:
         detector = FaceDetector(max_side=0, upsample=upsample)
@@ -137,7 +134,7 @@ def bench_file(xml_path: Path, lines: list[str]) -> None:
               "detected_share": round(len(errors) / max(1, total), 3),
               "unmatched_detections": detections - len(errors),
               "match_iou_mean": round(float(np.mean(ious)), 3) if ious else None,
-              "detect_seconds": round(seconds, 3), **summary(errors)}, lines)
+              "detect_seconds": round(seconds, 3), **summary(errors)})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,23 +142,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", type=Path, default=DEFAULT_FILES)
     parser.add_argument("--out", type=Path, help="also write the JSON lines here")
     args = parser.parse_args(argv)
-    lines: list[str] = []
+    emit = Reporter()
     missing = [str(f) for f in args.files if not f.exists()]
     if missing:
-        emit({"benchmark": "landmarks", "skipped": f"files not found: {', '.join(missing)}"}, lines)
+        emit({"benchmark": "landmarks", "skipped": f"files not found: {', '.join(missing)}"})
         return 0
     import dlib
 
     emit({"benchmark": "landmarks", "case": "header", "date": dt.date.today().isoformat(),
           "cpu_count": os.cpu_count(), "python": platform.python_version(), "dlib": dlib.__version__,
-          "files": [str(f) for f in args.files]}, lines)
+          "files": [str(f) for f in args.files]})
     for xml_path in args.files:
-        bench_file(xml_path, lines)
+        bench_file(xml_path, emit)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(f".{args.out.name}.partial")
-        tmp.write_text("\n".join(lines) + "\n")
-        os.replace(tmp, args.out)
+        emit.save(args.out)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -33,15 +33,12 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import Reporter  # noqa: E402
+
 import numpy as np
 
 ANGLES = ("yaw", "pitch", "roll")
-
-
-def emit(record: dict, lines: list[str]) -> None:
-    line = json.dumps(record)
-    lines.append(line)
-    print(line, flush=True)
 
 
 def wrap(degrees: np.ndarray) -> np.ndarray:
@@ -156,11 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-dlib", action="store_true", help="skip the dlib-landmarks line")
     parser.add_argument("--out", type=Path, help="also write the JSON lines here")
     args = parser.parse_args(argv)
-    lines: list[str] = []
+    emit = Reporter()
     try:
         import dfjax.data.synthetic  # noqa: F401
     except ImportError as exc:
-        emit({"benchmark": "pose_gaze", "skipped": f"synthetic renderer unavailable ({exc})"}, lines)
+        emit({"benchmark": "pose_gaze", "skipped": f"synthetic renderer unavailable ({exc})"})
         return 0
     import cv2
 
@@ -179,25 +176,22 @@ def main(argv: list[str] | None = None) -> int:
           "focal_passed": "ground truth focal (renderer's)", "inter_ocular_px_mean": round(float(iod), 1),
           "blink_rule": "truth: eye_closure > 0.5; estimate: both eye aspect ratios < 0.2",
           "render_seconds": round(render_s, 2),
-          "camera_check_mae": camera_check(samples)}, lines)
+          "camera_check_mae": camera_check(samples)})
 
     for sigma in args.sigmas:
         rng = np.random.default_rng([args.seed, int(round(sigma * 1000))])
         noisy = [t.landmarks.astype(np.float64) + rng.normal(0.0, sigma, (68, 2)) if sigma else
                  t.landmarks.astype(np.float64) for _, _, t in samples]
         emit({"benchmark": "pose_gaze", "landmarks": "truth+noise", "sigma_px": sigma,
-              "sigma_over_iod": round(sigma / iod, 4), **score(samples, noisy)}, lines)
+              "sigma_over_iod": round(sigma / iod, 4), **score(samples, noisy)})
 
     if not args.no_dlib:
         points, found = dlib_landmarks(samples)
         emit({"benchmark": "pose_gaze", "landmarks": "dlib (HOG upsample 1 + 68-point predictor)",
-              **found, **score(samples, points)}, lines)
+              **found, **score(samples, points)})
 
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(f".{args.out.name}.partial")
-        tmp.write_text("\n".join(lines) + "\n")
-        os.replace(tmp, args.out)
+        emit.save(args.out)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

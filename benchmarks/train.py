@@ -1,0 +1,184 @@
+"""Training-step throughput of the reference networks (../shared/BENCHMARKS.md), one JSON line per case.
+
+Two kinds of data:
+- random: the step of the protocol exactly (and of ../shared/peers/torch_faceswap.py): encode A and B,
+  decode each with its decoder, L1(face) + MSE(mask) on both sides, one Adam update (lr 5e-5, betas
+  0.5/0.99), bf16 compute with float32 parameters, on random arrays already on the device;
+- real: dfjax's own `train_step`: both face sets on the device as uint8, batches sampled by index and
+  augmented (random warp, affine, L*a*b* colour, flip) inside the jitted step, same losses.
+The gap between the two is the input pipeline's cost.
+
+  python benchmarks/train.py                               # every case, both kinds (GPU)
+  python benchmarks/train.py --cases small,mid --data random --steps 50
+  python benchmarks/train.py --cases tiny --steps 5 --warmup 2   # CPU smoke run
+  python benchmarks/train.py --faceset facesets/presenters     # real data from an extracted face set
+
+Reports per case: step_ms (median), images_per_s (2 x batch per side / step), gflop_per_step and
+tflops (XLA cost analysis of the compiled step), compile_s, peak memory (GPU) and the devices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+
+from report import Reporter  # noqa: E402
+
+from dfjax import losses, parallel  # noqa: E402
+from dfjax.config import apply_overrides, load_config  # noqa: E402
+from dfjax.data.augment import AugmentConfig  # noqa: E402
+from dfjax.data.training_set import load_side  # noqa: E402
+from dfjax.models.autoencoder import resolution  # noqa: E402
+from dfjax.train import build_models, build_optimizer, init_state, train_step  # noqa: E402
+
+CASES = {"small": ("original", 64), "small-wide": ("original", 256), "mid": ("sae128", 32),
+         "mid-wide": ("sae128", 128), "large": ("sae256", 16), "large-wide": ("sae256", 64), "tiny": ("tiny", 16)}
+
+
+def case_config(arch: str, batch: int, dtype: str):
+    config = load_config(f"configs/swap.py:{arch}")
+    return apply_overrides(config, [f"train.batch_per_side={batch}", f"model.dtype='{dtype}'", "train.lr=5e-5",
+                                    "train.grad_clip=0.0", "loss.ssim=0.0", "loss.l1=1.0", "loss.mask=1.0",
+                                    "data.eye_weight=1.0", "data.mouth_weight=1.0", "train.ema_decay=0.0"])
+
+
+def random_step(generator, optimizer):
+    """The protocol's step: L1(face) + MSE(mask) on both sides, one Adam update."""
+
+    def step(params, opt_state, data):
+        def loss_fn(p):
+            out = generator.apply({"params": p}, data["x_a"], data["x_b"])
+            return sum(losses.l1(out[f"face_{s}"], data[f"t_{s}"]) + losses.mse(out[f"mask_{s}"], data[f"m_{s}"])
+                       for s in "ab")
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    return step
+
+
+def timed(compiled, args, steps: int, warmup: int, state_slots: int):
+    """Median step time; the first `state_slots` outputs are fed back as the next inputs."""
+    args = list(args)
+    for _ in range(warmup):
+        out = compiled(*args)
+        args[:state_slots] = out[:state_slots]
+    jax.block_until_ready(out)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        out = compiled(*args)
+        jax.block_until_ready(out)
+        times.append(time.perf_counter() - t0)
+        args[:state_slots] = out[:state_slots]
+    return statistics.median(times), out
+
+
+def flops_of(compiled) -> float | None:
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get("flops", 0.0)) if cost else None
+
+
+def peak_memory_gb() -> float | None:
+    stats = jax.local_devices()[0].memory_stats()
+    return round(stats["peak_bytes_in_use"] / 2**30, 2) if stats and "peak_bytes_in_use" in stats else None
+
+
+def bench_case(name: str, kind: str, args, mesh, faceset: str | None) -> dict:
+    arch, batch = CASES[name]
+    batch = args.batch or batch
+    config = case_config(arch, batch, args.dtype)
+    res = resolution(arch, config.model.tiny_res)
+    generator, discriminator = build_models(config)
+    optimizer = build_optimizer(config.train, config.train.lr)
+    rep, shard = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+    init = partial(init_state, config, generator, discriminator, optimizer, optimizer, res)
+    state = jax.jit(init, out_shardings=jax.tree.map(lambda _: rep, jax.eval_shape(init)))()
+    t0 = time.perf_counter()
+    if kind == "random":
+        rng = np.random.default_rng(0)
+        data = {k: parallel.put_batch(rng.random((batch, res, res, c), np.float32), mesh)
+                for k, c in (("x_a", 3), ("x_b", 3), ("t_a", 3), ("t_b", 3), ("m_a", 1), ("m_b", 1))}
+        fn = jax.jit(random_step(generator, optimizer), donate_argnums=(0, 1))
+        compiled = fn.lower(state["params"], state["opt_state"], data).compile()
+        call_args, slots = (state["params"], state["opt_state"], data), 2
+    else:
+        sides = real_sides(faceset, res)
+        data = {}
+        for s, side in zip("ab", sides):
+            data[f"faces_{s}"] = parallel.put_replicated(side.faces, mesh)
+            data[f"maps_{s}"] = parallel.put_replicated(side.maps, mesh)
+        fn = jax.jit(partial(train_step, config=config, generator=generator, discriminator=None, g_opt=optimizer,
+                             d_opt=optimizer, augment=AugmentConfig(), res=res, batch_sharding=shard),
+                     donate_argnums=0)
+        compiled = fn.lower(state, data).compile()
+        call_args, slots = (state, data), 1
+    compile_s = time.perf_counter() - t0
+    step_s, out = timed(compiled, call_args, args.steps, args.warmup, slots)
+    flops = flops_of(compiled)
+    params = sum(x.size for x in jax.tree.leaves(state["params"])) if kind == "random" else None
+    return {"benchmark": "train", "case": name, "data": kind, "model": arch, "res": res, "batch_per_side": batch,
+            "dtype": args.dtype, "step_ms": round(step_s * 1e3, 3), "images_per_s": round(2 * batch / step_s, 1),
+            "gflop_per_step": round(flops / 1e9, 1) if flops else None,
+            "tflops": round(flops / step_s / 1e12, 2) if flops else None, "compile_s": round(compile_s, 1),
+            "mem_gb": peak_memory_gb(), "params_m": round(params / 1e6, 1) if params else None,
+            "devices": mesh.size, "device": jax.devices()[0].device_kind, "steps_timed": args.steps}
+
+
+_real_cache: dict = {}
+
+
+def real_sides(faceset: str | None, res: int):
+    """Face sets at the model's resolution: the given one for both sides, or rendered synthetic ones."""
+    if faceset:
+        side = load_side("a", faceset)
+        return side, side
+    if res not in _real_cache:
+        from dfjax.data.synthetic import synthesize
+
+        out = Path(tempfile.mkdtemp()) / "synth"
+        synthesize(out, frames=64, size=max(2 * res, 128), face_size=res)
+        _real_cache[res] = (load_side("a", out / "facesets" / "a"), load_side("b", out / "facesets" / "b"))
+    return _real_cache[res]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="small,small-wide,mid,mid-wide,large,large-wide")
+    parser.add_argument("--data", default="random,real")
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=0, help="override the batch per side of every case")
+    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--faceset", default=None)
+    parser.add_argument("--out", default=None, help="also write the JSON lines to this file")
+    args = parser.parse_args()
+    mesh = parallel.make_mesh()
+    emit = Reporter()
+    emit(header)
+    for case in args.cases.split(","):
+        for kind in args.data.split(","):
+            emit(bench_case(case, kind, args, mesh, args.faceset))
+    if args.out:
+        emit.save(args.out)
+
+
+if __name__ == "__main__":
+    main()
