@@ -53,7 +53,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.train.schedule = "constant"  # constant | cosine | warmup_cosine
     c.train.warmup_steps = 0
     c.train.grad_clip = 1.0  # global norm; 0: off
-    c.train.ema_decay = 0.999 if not tiny else 0.99  # EMA of generator weights, used for previews and swap
+    c.train.ema_decay = 0.999 if not tiny else 0.99  # EMA of generator weights, for swapping
     c.train.nan_patience = 20  # stop after this many non-finite steps in a row
 
     c.loss = ml_collections.ConfigDict()

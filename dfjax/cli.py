@@ -145,13 +145,14 @@ def train(
 def demo(
     output: Path = typer.Option(Path("out/demo"), "--output", "-o", help="Where the demo writes everything."),
     frames: int = typer.Option(240, help="Frames per synthetic video."),
+    steps: int = typer.Option(600, help="Training steps of the tiny swap model."),
     quiet: bool = QUIET,
 ) -> None:
     """The whole pipeline on built-in synthetic data, on CPU, in a few minutes."""
     from dfjax.demo import run_demo
 
-    with progress_bar("frames", quiet) as progress:
-        made = run_demo(output, frames=frames, progress=progress)
+    with progress_bar("items", quiet) as progress:
+        made = run_demo(output, frames=frames, steps=steps, progress=progress)
     _print_summary("dfjax demo", made)
 
 

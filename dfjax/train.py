@@ -258,7 +258,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             if progress:
                 progress.update(task, completed=step)
             if step % config.log.preview_every == 0 or step == config.train.steps:
-                grid = preview(state["ema"])  # every process runs the (global) computation
+                grid = preview(state["params"])  # every process runs the (global) computation
                 if chief:
                     write_preview(workdir, step, grid, tb)
             if step % config.log.checkpoint_every == 0:
