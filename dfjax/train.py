@@ -25,6 +25,7 @@ from dfjax import losses, parallel
 from dfjax.checkpoint import Checkpointer
 from dfjax.config import save_config
 from dfjax.data.augment import AugmentConfig, augment_batch, sample_indices
+from dfjax.data.loader import HostLoader
 from dfjax.data.training_set import Side, load_side, synthetic_facesets
 from dfjax.errors import UserError
 from dfjax.models.autoencoder import FaceSwapAE, resolution
@@ -83,15 +84,29 @@ def init_state(config, generator, discriminator, g_opt, d_opt, res: int) -> dict
 
 # ----------------------------------------------------------------------------- the update step
 
-def _side_batch(key, faces, maps, batch: int, augment: AugmentConfig, res: int, sharding):
+def _side_batch(key, data, side: str, batch: int, augment: AugmentConfig, res: int, sharding):
+    """Augmented batch of one side: sampled by index from the face set on the device, or (when the
+    set streams from the host) the uint8 batch the host loader delivered."""
     k_idx, k_aug = jax.random.split(key)
+    if f"stream_faces_{side}" in data:
+        return augment_batch(k_aug, data[f"stream_faces_{side}"], data[f"stream_maps_{side}"], augment, res)
+    faces, maps = data[f"faces_{side}"], data[f"maps_{side}"]
     idx = jax.lax.with_sharding_constraint(sample_indices(k_idx, faces.shape[0], batch), sharding)
     return augment_batch(k_aug, faces[idx], maps[idx], augment, res)
 
 
-def _reconstruction(config, face, target, maps):
-    weights = 1.0 + (config.data.eye_weight - 1.0) * maps[..., 1:2] + (config.data.mouth_weight - 1.0) * maps[..., 2:3]
-    terms = {"l1": losses.l1(face, target, weights) if config.loss.l1 else 0.0,
+def _reconstruction(config, face, target, maps, vgg=None, vgg_params=None):
+    """Weighted reconstruction loss: eye/mouth priority, and (faceswap's penalised mask loss)
+    pixels outside the face mask counted at `loss.outside_mask_weight`."""
+    mask = maps[..., :1]
+    weights = (1.0 + (config.data.eye_weight - 1.0) * maps[..., 1:2] + (config.data.mouth_weight - 1.0) * maps[..., 2:3])
+    weights = weights * (config.loss.outside_mask_weight + (1.0 - config.loss.outside_mask_weight) * mask)
+    perceptual = 0.0
+    if vgg is not None:
+        perceptual = losses.perceptual_loss(vgg.apply({"params": vgg_params}, face),
+                                            vgg.apply({"params": vgg_params}, target))
+    terms = {"perceptual": perceptual,
+             "l1": losses.l1(face, target, weights) if config.loss.l1 else 0.0,
              "mse": losses.mse(face, target, weights) if config.loss.mse else 0.0,
              "ssim": losses.ssim_loss(face, target) if config.loss.ssim else 0.0,
              "ms_ssim": losses.ms_ssim_loss(face, target) if config.loss.ms_ssim else 0.0,
@@ -99,12 +114,14 @@ def _reconstruction(config, face, target, maps):
     return sum(config.loss[name] * value for name, value in terms.items())
 
 
-def train_step(state, data, *, config, generator, discriminator, g_opt, d_opt, augment, res, batch_sharding):
+def train_step(state, data, *, config, generator, discriminator, g_opt, d_opt, augment, res, batch_sharding,
+               vgg=None):
     """One update of generator (and discriminators); skips the update when anything is non-finite."""
     key = jax.random.fold_in(jax.random.key(config.seed), state["step"])
     keys = dict(zip(SIDES, jax.random.split(key, 2)))
-    batch = {s: _side_batch(keys[s], data[f"faces_{s}"], data[f"maps_{s}"], config.train.batch_per_side,
-                            augment, res, batch_sharding) for s in SIDES}
+    batch = {s: _side_batch(keys[s], data, s, config.train.batch_per_side, augment, res, batch_sharding)
+             for s in SIDES}
+    vgg_params = data.get("vgg")
     gan = losses.gan_losses(config.gan.objective) if discriminator is not None else None
 
     def generator_loss(params):
@@ -112,13 +129,13 @@ def train_step(state, data, *, config, generator, discriminator, g_opt, d_opt, a
         metrics, total = {}, 0.0
         for s in SIDES:
             target, maps = batch[s]["targets"], batch[s]["target_masks"]
-            rec = _reconstruction(config, out[f"face_{s}"], target, maps)
+            rec = _reconstruction(config, out[f"face_{s}"], target, maps, vgg, vgg_params)
             mask = losses.mask_loss(out[f"mask_{s}"], maps[..., :1])
             metrics[f"rec_{s}"], metrics[f"mask_{s}"] = rec, mask
             total += rec + config.loss.mask * mask
             if gan is not None:
                 logits, _ = discriminator.apply({"params": state["d_params"][s], "batch_stats": state["d_stats"][s]},
-                                                out[f"face_{s}"], mutable=["batch_stats"])
+                                                out[f"face_{s}"], update_stats=False, mutable=["batch_stats"])
                 metrics[f"g_adv_{s}"] = gan[1](logits)
                 total += config.gan.weight * metrics[f"g_adv_{s}"]
         return total, (metrics, out)
@@ -136,7 +153,7 @@ def train_step(state, data, *, config, generator, discriminator, g_opt, d_opt, a
             for s in SIDES:
                 both = jnp.concatenate([batch[s]["targets"], jax.lax.stop_gradient(out[f"face_{s}"])])
                 logits, new_vars = discriminator.apply({"params": d_params[s], "batch_stats": state["d_stats"][s]},
-                                                       both, mutable=["batch_stats"])
+                                                       both, update_stats=True, mutable=["batch_stats"])
                 real, fake = jnp.split(logits, 2)
                 total += gan[0](real, fake)
                 stats[s] = new_vars["batch_stats"]
@@ -172,13 +189,27 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
+def load_perceptual(config, mesh):
+    """The fixed VGG16 feature extractor for the perceptual loss, from the file the user named."""
+    path = config.loss.vgg16_weights
+    if not path:
+        raise UserError("loss.perceptual > 0 needs VGG16 weights: --set loss.vgg16_weights=PATH (.npz or .h5).")
+    try:
+        weights = losses.load_vgg16_weights(path)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"cannot use VGG16 weights {path}: {exc}; pass a Keras .h5 or an .npz of VGG16.") from None
+    vgg = losses.PerceptualVGG16(preprocess=weights.preprocess, dtype=jnp.dtype(config.model.dtype))
+    return vgg, jax.tree.map(lambda x: parallel.put_replicated(x, mesh), weights.params)
+
+
 def resolve_sides(config, workdir: Path, progress=None) -> dict[str, Side]:
     a, b = config.data.a, config.data.b
     if bool(a) != bool(b):
         raise UserError("give both --a and --b face sets, or neither to train on synthetic data.")
     if not a:
         a, b = synthetic_facesets(workdir, config.data.synth_frames, config.data.synth_size, progress)
-    return {"a": load_side("a", a), "b": load_side("b", b)}
+    cache = None if config.data.on_device else workdir / "cache"
+    return {"a": load_side("a", a, cache), "b": load_side("b", b, cache)}
 
 
 def prepare_workdir(workdir: Path, config) -> None:
@@ -203,35 +234,46 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     """Train (or resume) in `workdir` until config.train.steps; returns a summary dict."""
     workdir = Path(workdir)
     prepare_workdir(workdir, config)
-    if config.loss.perceptual:
-        raise UserError("loss.perceptual needs loss.vgg16_weights; the VGG16 loss is not wired into training yet.")
     mesh = parallel.make_mesh()
     parallel.check_batch(config.train.batch_per_side, mesh)
     res = resolution(config.model.arch, config.model.tiny_res)
     sides = resolve_sides(config, workdir, progress)
-    data = {}
+    rep, shard = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+    data, data_sharding, loaders = {}, {}, {}
     for s, side in sides.items():
-        data[f"faces_{s}"] = parallel.put_replicated(side.faces, mesh)
-        data[f"maps_{s}"] = parallel.put_replicated(side.maps, mesh)
+        if config.data.on_device:
+            data[f"faces_{s}"] = parallel.put_replicated(side.faces, mesh)
+            data[f"maps_{s}"] = parallel.put_replicated(side.maps, mesh)
+            data_sharding[f"faces_{s}"] = data_sharding[f"maps_{s}"] = rep
+        else:
+            data_sharding[f"stream_faces_{s}"] = data_sharding[f"stream_maps_{s}"] = shard
+    vgg = None
+    if config.loss.perceptual:
+        vgg, data["vgg"] = load_perceptual(config, mesh)
+        data_sharding["vgg"] = rep
 
     generator, discriminator = build_models(config)
     g_opt = build_optimizer(config.train, config.train.lr)
     d_opt = build_optimizer(config.train, config.gan.lr)
-    rep = parallel.replicated(mesh)
     init = partial(init_state, config, generator, discriminator, g_opt, d_opt, res)
     abstract = jax.eval_shape(init)
     state_sharding = jax.tree.map(lambda _: rep, abstract)
     augment = AugmentConfig.from_dict(config.data.augment.to_dict())
     step_fn = jax.jit(partial(train_step, config=config, generator=generator, discriminator=discriminator,
-                              g_opt=g_opt, d_opt=d_opt, augment=augment, res=res,
-                              batch_sharding=parallel.batch_sharded(mesh)),
-                      in_shardings=(state_sharding, rep), out_shardings=(state_sharding, rep), donate_argnums=0)
+                              g_opt=g_opt, d_opt=d_opt, augment=augment, res=res, batch_sharding=shard, vgg=vgg),
+                      in_shardings=(state_sharding, data_sharding), out_shardings=(state_sharding, rep),
+                      donate_argnums=0)
 
     checkpointer = Checkpointer(workdir / "checkpoints", keep=config.log.keep)
     state = checkpointer.restore(abstract, state_sharding) if checkpointer.latest_step() is not None else None
     if state is None:
         state = jax.jit(init, out_shardings=state_sharding)()
     start = int(jax.device_get(state["step"]))
+    if not config.data.on_device:  # stream uint8 batches from the memory-mapped sets, prefetched
+        put = partial(parallel.put_batch, mesh=mesh)
+        for i, (s, side) in enumerate(sides.items()):
+            loaders[s] = HostLoader((side.faces, side.maps), config.train.batch_per_side, seed=config.seed * 2 + i,
+                                    start_step=start, device_put=lambda b: tuple(put(x) for x in b))
     preview = make_previewer(generator, {s: side.faces[np.linspace(0, len(side.faces) - 1, 4).astype(int)]
                                          for s, side in sides.items()}, res)
 
@@ -247,10 +289,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     try:
         step = start
         while step < config.train.steps:
+            for s, loader in loaders.items():
+                data[f"stream_faces_{s}"], data[f"stream_maps_{s}"] = next(loader)
             state, metrics = step_fn(state, data)
             step += 1
             if pending is not None:  # metrics one step behind: the host never waits on the device
                 last_log = _log_metrics(pending, metrics_file, tb, config)
+                if progress:
+                    progress.update(task, description=f"train loss {last_log['loss']:.4f}")
                 if last_log["bad_steps"] >= config.train.nan_patience:
                     reason = "non-finite"
                     break
@@ -270,6 +316,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             last_log = _log_metrics(pending, metrics_file, tb, config)
         checkpointer.save(step, state, force=True)
     finally:
+        for loader in loaders.values():
+            loader.close()
         checkpointer.close()
         stop.restore()
         metrics_file.close()

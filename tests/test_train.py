@@ -95,6 +95,40 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path, tiny_sets):
     assert saved and saved[-1] >= 3
 
 
+def test_gan_with_spectral_norm_trains_both_players(tmp_path, tiny_sets):
+    config = tiny_config(tiny_sets, 3, **{"gan.enabled": True, "gan.features": 8, "gan.n_layers": 2})
+    train_and_evaluate(config, tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_adv_a"]) for r in records)
+    assert records[-1]["bad_steps"] == 0
+
+
+def test_perceptual_loss_reads_the_named_weights_file(tmp_path, tiny_sets):
+    from dfjax import losses
+
+    rng = np.random.default_rng(0)
+    weights = tmp_path / "vgg16.npz"
+    np.savez(weights, **{f"{n}/{p}": rng.standard_normal(shape, dtype=np.float32) * 0.05
+                         for n, (k, b) in losses._vgg16_shapes().items() for p, shape in (("kernel", k), ("bias", b))})
+    with_vgg = tiny_config(tiny_sets, 2, **{"loss.perceptual": 0.5, "loss.vgg16_weights": f"'{weights}'"})
+    train_and_evaluate(with_vgg, tmp_path / "vgg")
+    plain = train_and_evaluate(tiny_config(tiny_sets, 2), tmp_path / "plain")
+    assert losses_of(tmp_path / "vgg")[0] > losses_of(tmp_path / "plain")[0]  # the VGG term is counted
+    missing = tiny_config(tiny_sets, 2, **{"loss.perceptual": 0.5, "loss.vgg16_weights": f"'{tmp_path / 'no.h5'}'"})
+    with pytest.raises(UserError, match="no.h5"):
+        train_and_evaluate(missing, tmp_path / "missing")
+    assert plain["step"] == 2
+
+
+def test_streaming_from_host_trains_and_resumes_exactly(tmp_path, tiny_sets):
+    config = lambda steps: tiny_config(tiny_sets, steps, **{"data.on_device": False})
+    train_and_evaluate(config(6), tmp_path / "straight")
+    train_and_evaluate(config(3), tmp_path / "split")
+    train_and_evaluate(config(6), tmp_path / "split")
+    np.testing.assert_allclose(losses_of(tmp_path / "split"), losses_of(tmp_path / "straight"), rtol=1e-5)
+    assert (tmp_path / "split" / "cache" / "maps_a.npy").exists()
+
+
 # ----------------------------------------------------------------------------- bad input
 
 def test_checkpoint_of_another_model_is_refused(tmp_path, tiny_sets):

@@ -38,7 +38,9 @@ def region_maps(landmarks_crop: np.ndarray, size: int) -> tuple[np.ndarray, np.n
     return cv2.dilate(eyes, kernel), cv2.dilate(mouth, kernel)
 
 
-def load_side(name: str, path: str | Path) -> Side:
+def load_side(name: str, path: str | Path, cache_dir: str | Path | None = None) -> Side:
+    """Faces stay memory-mapped; with `cache_dir` the maps go to a memory-mapped file there too,
+    so face sets larger than memory can stream from disk."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"face set {path} does not exist; make it with `dfjax extract VIDEO -o {path}`.")
@@ -46,11 +48,16 @@ def load_side(name: str, path: str | Path) -> Side:
     if len(faceset) < 2:
         raise UserError(f"face set {path} has {len(faceset)} face(s); a model needs at least 2 per side.")
     size = faceset.size
-    maps = np.zeros((len(faceset), size, size, 3), np.uint8)
+    shape = (len(faceset), size, size, 3)
+    if cache_dir is None:
+        maps = np.zeros(shape, np.uint8)
+    else:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        maps = np.lib.format.open_memmap(Path(cache_dir) / f"maps_{name}.npy", "w+", np.uint8, shape)
     maps[..., 0] = faceset.masks
     for i, (landmarks, matrix) in enumerate(zip(faceset.landmarks(), faceset.matrices())):
         maps[i, ..., 1], maps[i, ..., 2] = region_maps(transform_points(landmarks, matrix), size)
-    return Side(name, str(path), np.ascontiguousarray(faceset.faces), maps)
+    return Side(name, str(path), faceset.faces, maps)
 
 
 def synthetic_facesets(workdir: Path, frames: int, size: int, progress=None) -> tuple[Path, Path]:
