@@ -20,7 +20,7 @@ Array = jax.Array
 
 
 def l1(a: Array, b: Array, weight: Array | None = None) -> Array:
-    """Mean absolute error; `weight` (NHW1, e.g. from `region_weights`) scales each pixel's error."""
+    """Mean absolute error; `weight` (NHW1, e.g. eye and mouth priority maps) scales each pixel's error."""
     err = jnp.abs(a - b)
     return jnp.mean(err if weight is None else err * weight)
 
@@ -125,58 +125,6 @@ def ms_ssim(a: Array, b: Array, max_val: float = 1.0, scales: int | None = None)
 def ms_ssim_loss(a: Array, b: Array, max_val: float = 1.0) -> Array:
     """1 - MS-SSIM, averaged over the batch; the number of scales follows the image size."""
     return 1.0 - jnp.mean(ms_ssim(a, b, max_val))
-
-
-# ----------------------------------------------------------------------------- eye & mouth priority
-
-EYES = (tuple(range(36, 42)), tuple(range(42, 48)))
-MOUTH = tuple(range(48, 60))  # the outer lip contour
-
-
-def _polygon_sdf(poly: Array, size: int) -> Array:
-    """Signed distance in px from each pixel centre to polygons (B, K, 2), negative inside.
-
-    Exact for any simple polygon: distance to the nearest edge, sign from even-odd crossings. A
-    collapsed polygon (a closed eye) is a segment and gets a thin band around it.
-    """
-    t = jnp.arange(size, dtype=jnp.float32)
-    q = jnp.stack(jnp.meshgrid(t, t, indexing="xy"), axis=-1)[None, :, :, None, :]  # (1,S,S,1,2)
-    p0 = poly[:, None, None, :, :]                                               # (B,1,1,K,2)
-    p1 = jnp.roll(poly, -1, axis=1)[:, None, None, :, :]
-    e = p1 - p0
-    rel = q - p0
-    u = jnp.clip(jnp.sum(rel * e, -1) / jnp.maximum(jnp.sum(e * e, -1), 1e-9), 0.0, 1.0)
-    dist = jnp.min(jnp.linalg.norm(rel - u[..., None] * e, axis=-1), axis=-1)
-    qx, qy = q[..., 0], q[..., 1]
-    y0, y1 = p0[..., 1], p1[..., 1]
-    straddles = (y0 > qy) != (y1 > qy)
-    dy = jnp.where(straddles, y1 - y0, 1.0)
-    x_cross = p0[..., 0] + (qy - y0) * e[..., 0] / dy
-    inside = jnp.sum(straddles & (qx < x_cross), axis=-1) % 2 == 1
-    return jnp.where(inside, -dist, dist)
-
-
-def region_weights(landmarks_crop: Array, size: int, eye_weight: float = 3.0,
-                   mouth_weight: float = 2.0, dilation: float = 1 / 32,
-                   softness: float = 1 / 64) -> Array:
-    """Per-pixel loss weights (B, S, S, 1): `eye_weight` on the eyes, `mouth_weight` on the mouth,
-    1 elsewhere (faceswap's eye and mouth multipliers, DeepFaceLab's eyes & mouth priority).
-
-    `landmarks_crop` are the 68 dlib landmarks as (x, y) in the pixel coordinates of the aligned
-    size x size crop (pixel centres at integers). Each eye's contour (36-41, 42-47) and the outer
-    lip contour (48-59) is filled, grown by `dilation * size` px and given a soft edge
-    `softness * size` px wide, so the map is smooth and runs inside jit.
-    """
-    pts = jnp.asarray(landmarks_crop, jnp.float32)
-    soft = max(softness * size, 1e-3)
-
-    def region(idx: tuple[int, ...]) -> Array:
-        return jax.nn.sigmoid((dilation * size - _polygon_sdf(pts[:, idx], size)) / soft)
-
-    eyes = jnp.maximum(region(EYES[0]), region(EYES[1]))
-    mouth = region(MOUTH)
-    w = 1.0 + (eye_weight - 1.0) * eyes + (mouth_weight - 1.0) * mouth
-    return w[..., None]
 
 
 # ----------------------------------------------------------------------------- focal frequency

@@ -65,29 +65,6 @@ def test_ms_ssim_scales_value_and_gradient(face):
 # ----------------------------------------------------------------------------- eye & mouth priority
 
 
-def ring(cx, cy, rx, ry, n):
-    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], -1)
-
-
-def test_region_weights_favour_eyes_and_mouth():
-    lm = np.zeros((2, 68, 2), np.float32)
-    lm[:, 36:42] = ring(20, 25, 5, 2.5, 6)
-    lm[:, 42:48] = ring(44, 25, 5, 2.5, 6)
-    lm[:, 48:60] = ring(32, 48, 9, 4, 12)
-    lm[1, 36:42, 1] = 25.0  # a closed eye: a segment, still weighted
-    w = jax.jit(losses.region_weights, static_argnums=1)(lm, 64)
-    assert w.shape == (2, 64, 64, 1)
-    eye, other_eye, mouth, cheek = w[0, 25, 20, 0], w[0, 25, 44, 0], w[0, 48, 32, 0], w[0, 40, 10, 0]
-    assert float(eye) == pytest.approx(3.0, abs=0.1) and float(other_eye) == pytest.approx(3.0, abs=0.1)
-    assert float(mouth) == pytest.approx(2.0, abs=0.1)
-    assert float(cheek) == pytest.approx(1.0, abs=1e-3)
-    assert float(w[1, 25, 20, 0]) > 2.0 > float(w[1, 33, 20, 0])
-
-
-# ----------------------------------------------------------------------------- focal frequency
-
-
 def test_focal_frequency_loss(face):
     assert float(losses.focal_frequency_loss(face, face)) == 0.0
     x = np.arange(64)

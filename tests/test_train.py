@@ -129,6 +129,14 @@ def test_streaming_from_host_trains_and_resumes_exactly(tmp_path, tiny_sets):
     assert (tmp_path / "split" / "cache" / "maps_a.npy").exists()
 
 
+def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path, tiny_sets):
+    config = tiny_config(tiny_sets, 50, **{"train.lr": 1e38, "train.grad_clip": 0.0, "train.nan_patience": 3})
+    with pytest.raises(UserError, match="non-finite"):
+        train_and_evaluate(config, tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["bad_steps"] >= 3 and len(records) < 50
+
+
 # ----------------------------------------------------------------------------- bad input
 
 def test_checkpoint_of_another_model_is_refused(tmp_path, tiny_sets):
