@@ -172,6 +172,9 @@ def main() -> None:
     args = parser.parse_args()
     mesh = parallel.make_mesh()
     emit = Reporter()
+    header = {"benchmark": "train", "case": "header", "date": date.today().isoformat(), "jax": jax.__version__,
+              "backend": jax.default_backend(), "device": jax.devices()[0].device_kind, "devices": mesh.size,
+              "python": platform.python_version()}
     emit(header)
     for case in args.cases.split(","):
         for kind in args.data.split(","):
