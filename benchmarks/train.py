@@ -44,7 +44,8 @@ from dfjax.config import apply_overrides, load_config  # noqa: E402
 from dfjax.data.augment import AugmentConfig  # noqa: E402
 from dfjax.data.training_set import load_side  # noqa: E402
 from dfjax.models.autoencoder import resolution  # noqa: E402
-from dfjax.train import build_models, build_optimizer, init_state, train_step  # noqa: E402
+from dfjax.state import build_models, build_optimizer, init_state  # noqa: E402
+from dfjax.train import train_step  # noqa: E402
 
 CASES = {"small": ("original", 64), "small-wide": ("original", 256), "mid": ("sae128", 32),
          "mid-wide": ("sae128", 128), "large": ("sae256", 16), "large-wide": ("sae256", 64), "tiny": ("tiny", 16)}

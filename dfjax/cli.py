@@ -142,6 +142,36 @@ def train(
 
 
 @command
+def swap(
+    input: Path = typer.Argument(..., help="A video, an image, or a folder of images."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output video (.mp4), image, or folder for a folder."),
+    model: Path = typer.Option(..., help="The workdir of a `dfjax train` run."),
+    direction: str = typer.Option("a2b", help="a2b: faces of A become B; b2a: the reverse."),
+    mask: str = typer.Option("intersection", help="Blend mask: model, landmarks or intersection."),
+    erode: int = typer.Option(0, help="Erode the mask by this many pixels (negative dilates)."),
+    feather: int = typer.Option(3, help="Blur the mask edge over this many pixels."),
+    color: str = typer.Option("reinhard", help="Colour transfer: none, reinhard (L*a*b* mean/std) or histogram."),
+    blend: str = typer.Option("alpha", help="alpha, or seamless (Poisson, cv2.seamlessClone)."),
+    crf: int = typer.Option(18, help="H.264 quality (lower is better)."),
+    lossless: bool = typer.Option(False, help="Bit-exact RGB H.264: untouched pixels equal the input's."),
+    watermark: bool = typer.Option(False, help="Stamp a visible 'SYNTHETIC - dfjax' label on swapped frames."),
+    identity: Optional[Path] = typer.Option(None, help="Photo of the person to replace in multi-face frames."),
+    every_n: int = typer.Option(10, "--every-n", help="Full face detection every N frames; track between."),
+    workers: int = typer.Option(0, help="Face-finding worker processes (0: every core)."),
+    quiet: bool = QUIET,
+) -> None:
+    """Swap faces with a trained model; writes the video, its masks, and a JSON sidecar of what changed."""
+    from dfjax.swap import SwapOptions
+    from dfjax.swap import swap as run_swap
+
+    options = SwapOptions(direction=direction, mask=mask, erode=erode, feather=feather, color=color, blend=blend,
+                          crf=crf, lossless=lossless, watermark=watermark, every_n=every_n, workers=workers)
+    with progress_bar("frames", quiet) as progress:
+        summary = run_swap(input, output, model, options, identity=identity, progress=progress)
+    _print_summary(f"swapped into {output}", summary)
+
+
+@command
 def demo(
     output: Path = typer.Option(Path("out/demo"), "--output", "-o", help="Where the demo writes everything."),
     frames: int = typer.Option(240, help="Frames per synthetic video."),

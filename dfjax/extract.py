@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import time
 from collections import Counter, deque
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -199,15 +200,41 @@ def _units(videos: list[Path], images: list[Path], infos: dict[str, media.VideoI
         yield "image", str(path)
 
 
-def _in_order(pool, units: Iterator[tuple], depth: int) -> Iterator[UnitResult]:
-    """Run units on the pool with at most `depth` in flight, yielding results in input order."""
+def _in_order(pool, units: Iterator[tuple], depth: int) -> Iterator[tuple[tuple, UnitResult]]:
+    """Run units on the pool with at most `depth` in flight, yielding (unit, result) in input order."""
     pending: deque = deque()
     for unit in units:
-        pending.append(pool.apply_async(_run_unit, (unit,)))
+        pending.append((unit, pool.apply_async(_run_unit, (unit,))))
         if len(pending) >= depth:
-            yield pending.popleft().get()
+            unit, future = pending.popleft()
+            yield unit, future.get()
     while pending:
-        yield pending.popleft().get()
+        unit, future = pending.popleft()
+        yield unit, future.get()
+
+
+@contextmanager
+def face_finders(options: ExtractOptions, reference: np.ndarray | None):
+    """A pool of worker processes that find, align and describe faces (one per core by default)."""
+    workers = options.workers or os.cpu_count() or 1
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["dfjax.extract"])  # import once in the server, not in every worker
+    with ctx.Pool(workers, _init_worker, (options, reference)) as pool:
+        yield pool, workers
+
+
+def video_faces(pool, workers: int, path: Path, info: media.VideoInfo) -> Iterator[tuple[int, np.ndarray, list]]:
+    """(frame index, frame, [(crop, mask, meta)] of the face kept there) for every frame of a video, in order.
+
+    Decoding happens here while the workers find faces in the stretches handed out before, so a
+    consumer (e.g. `swap`) overlaps its own work with both.
+    """
+    for unit, result in _in_order(pool, _units([path], [], {str(path): info}), depth=2 * workers):
+        _, (_, start, frames, warmup, _) = unit
+        by_frame = {index: (crop, mask, meta) for index, crop, mask, meta in result.faces}
+        for offset, frame in enumerate(frames[warmup:]):
+            face = by_frame.get(start + offset)
+            yield start + offset, frame, [face] if face else []
 
 
 def extract(inputs: list[str | Path], output: str | Path, options: ExtractOptions = ExtractOptions(), *,
@@ -220,7 +247,6 @@ def extract(inputs: list[str | Path], output: str | Path, options: ExtractOption
     if options.size < 16 or options.coverage <= 0:
         raise UserError("--size must be at least 16 and --coverage positive; fix the option.")
     videos, images = collect_inputs(inputs)
-    workers = options.workers or os.cpu_count() or 1
     infos = {str(p): media.probe(p) for p in videos}
     total = sum(info.frames for info in infos.values()) + len(images)
     reference = identity_descriptor(identity) if identity else None
@@ -231,10 +257,8 @@ def extract(inputs: list[str | Path], output: str | Path, options: ExtractOption
     with FaceSetWriter(output, options.size, face_type=options.face_type, coverage=options.coverage,
                        mask_kind=options.mask_kind, overwrite=overwrite,
                        extra={"extract_options": asdict(options)}) as writer:
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["dfjax.extract"])  # import once in the server, not in every worker
-        with ctx.Pool(workers, _init_worker, (options, reference)) as pool:
-            for result in _in_order(pool, _units(videos, images, infos), depth=2 * workers):
+        with face_finders(options, reference) as (pool, workers):
+            for _, result in _in_order(pool, _units(videos, images, infos), depth=2 * workers):
                 for _, crop, mask, meta in result.faces:
                     writer.add(crop, mask, meta)
                 if result.source in infos:

@@ -65,6 +65,12 @@ def _open(path: str | Path) -> av.container.InputContainer:
     return container
 
 
+def container_metadata(path: str | Path) -> dict[str, str]:
+    """The container-level metadata tags (e.g. dfjax's provenance tag)."""
+    with _open(path) as container:
+        return dict(container.metadata)
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Read size, frame rate, frame count and audio presence without decoding pixels."""
     with _open(path) as container:
@@ -81,7 +87,8 @@ def probe(path: str | Path) -> VideoInfo:
                          Fraction(fps), frames, duration, bool(container.streams.audio))
 
 
-def iter_frames(path: str | Path, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+def iter_frames(path: str | Path, start: int = 0, stop: int | None = None,
+                gray: bool = False) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (frame index, RGB uint8 frame) from `start` (inclusive) to `stop` (exclusive).
 
     Decodes from the first frame and skips (without colour conversion) up to `start`: seeking to a
@@ -98,7 +105,7 @@ def iter_frames(path: str | Path, start: int = 0, stop: int | None = None) -> It
                     continue
                 if stop is not None and index >= stop:
                     break
-                yield index, frame.to_ndarray(format="rgb24")
+                yield index, frame.to_ndarray(format="gray" if gray else "rgb24")
         except av.error.FFmpegError as exc:
             raise UserError(f"{path} could not be decoded past frame {index} ({exc.__class__.__name__}); "
                             "the file may be truncated: re-encode or re-download it.") from None
@@ -116,22 +123,34 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | Path, fps: float | Fraction, width: int, height: int, *,
-                 crf: int = 18, preset: str = "medium", lossless: bool = False,
+                 crf: int = 18, preset: str = "medium", lossless: bool = False, gray: bool = False,
                  metadata: dict[str, str] | None = None, audio_from: str | Path | None = None):
+        """`lossless`: RGB H.264 (libx264rgb, CRF 0), bit-exact. `gray`: single-channel FFV1 (lossless,
+        for masks; use a .mkv path). Custom `metadata` keys are kept in MP4/MOV too."""
         self.path = Path(path)
         self._tmp = partial_path(self.path)
+        self._format = "gray" if gray else "rgb24"
+        options = {"movflags": "use_metadata_tags"} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._out = av.open(str(self._tmp), "w")
+            self._out = av.open(str(self._tmp), "w", options=options)
         except (OSError, av.error.FFmpegError) as exc:
             raise UserError(f"cannot write {self.path} ({exc}); choose a writable output path.") from None
         for key, value in (metadata or {}).items():
             self._out.metadata[key] = str(value)
         rate = Fraction(fps).limit_denominator(1001)
-        self._video = self._out.add_stream("libx264", rate=rate)
+        if gray:
+            self._video = self._out.add_stream("ffv1", rate=rate)
+            self._video.pix_fmt = "gray"
+        elif lossless:
+            self._video = self._out.add_stream("libx264rgb", rate=rate)
+            self._video.pix_fmt = "rgb24"
+            self._video.options = {"crf": "0", "preset": preset}
+        else:
+            self._video = self._out.add_stream("libx264", rate=rate)
+            self._video.pix_fmt = "yuv420p"
+            self._video.options = {"crf": str(crf), "preset": preset}
         self._video.width, self._video.height = width, height
-        self._video.pix_fmt = "yuv444p" if lossless else "yuv420p"
-        self._video.options = {"crf": "0" if lossless else str(crf), "preset": preset}
         self._audio_in = self._audio_out = None
         if audio_from is not None:
             source = _open(audio_from)
@@ -143,7 +162,8 @@ class VideoWriter:
         self.frames_written = 0
 
     def write(self, frame: np.ndarray) -> None:
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        """One frame: RGB uint8 (H, W, 3), or (H, W) uint8 for a gray writer."""
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=self._format)
         for packet in self._video.encode(video_frame):
             self._out.mux(packet)
         self.frames_written += 1

@@ -28,59 +28,9 @@ from dfjax.data.augment import AugmentConfig, augment_batch, sample_indices
 from dfjax.data.loader import HostLoader
 from dfjax.data.training_set import Side, load_side, synthetic_facesets
 from dfjax.errors import UserError
-from dfjax.models.autoencoder import FaceSwapAE, resolution
-from dfjax.models.discriminator import PatchDiscriminator
+from dfjax.models.autoencoder import resolution
 from dfjax.previews import make_previewer, write_preview
-
-SIDES = ("a", "b")
-
-
-# ----------------------------------------------------------------------------- model and optimizer
-
-def build_models(config: ml_collections.ConfigDict):
-    dtype = jnp.dtype(config.model.dtype)
-    generator = FaceSwapAE(arch=config.model.arch, dtype=dtype, param_dtype=jnp.float32,
-                           attention_res=config.model.attention_res or None, tiny_res=config.model.tiny_res)
-    discriminator = None
-    if config.gan.enabled:
-        discriminator = PatchDiscriminator(features=config.gan.features, n_layers=config.gan.n_layers,
-                                           spectral_norm=config.gan.spectral_norm,
-                                           attention_res=config.gan.attention_res or None,
-                                           dtype=dtype, param_dtype=jnp.float32)
-    return generator, discriminator
-
-
-def build_optimizer(train: ml_collections.ConfigDict, lr: float) -> optax.GradientTransformation:
-    if train.schedule == "constant":
-        schedule = optax.constant_schedule(lr)
-    elif train.schedule == "cosine":
-        schedule = optax.cosine_decay_schedule(lr, train.steps)
-    elif train.schedule == "warmup_cosine":
-        schedule = optax.warmup_cosine_decay_schedule(0.0, lr, train.warmup_steps, train.steps)
-    else:
-        raise UserError(f"train.schedule={train.schedule!r} is unknown; use constant, cosine or warmup_cosine.")
-    optimizers = {"adam": optax.adam, "adamw": optax.adamw}
-    if train.optimizer not in optimizers:
-        raise UserError(f"train.optimizer={train.optimizer!r} is unknown; use adam or adamw.")
-    chain = [optax.clip_by_global_norm(train.grad_clip)] if train.grad_clip else []
-    return optax.chain(*chain, optimizers[train.optimizer](schedule, b1=train.b1, b2=train.b2))
-
-
-def init_state(config, generator, discriminator, g_opt, d_opt, res: int) -> dict:
-    """Initial train state (a plain dict); call under jit with out_shardings to create it sharded."""
-    key = jax.random.key(config.seed)
-    k_g, k_d = jax.random.split(key)
-    dummy = jnp.zeros((1, res, res, 3), jnp.float32)
-    params = generator.init(k_g, dummy, dummy)["params"]
-    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": g_opt.init(params),
-             "ema": params, "bad_steps": jnp.zeros((), jnp.int32)}
-    if discriminator is not None:
-        d_vars = {side: discriminator.init(jax.random.fold_in(k_d, i), dummy) for i, side in enumerate(SIDES)}
-        d_params = {side: v["params"] for side, v in d_vars.items()}
-        state.update(d_params=d_params, d_stats={side: v.get("batch_stats", {}) for side, v in d_vars.items()},
-                     d_opt_state=d_opt.init(d_params))
-    return state
-
+from dfjax.state import SIDES, build_models, build_optimizer, init_state
 
 # ----------------------------------------------------------------------------- the update step
 
