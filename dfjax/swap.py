@@ -180,6 +180,11 @@ def swap(inputs: Path, output: Path, model_dir: Path, options: SwapOptions = Swa
          identity: Path | None = None, progress=None) -> dict:
     """Swap the faces of a video, an image or a folder of images; returns a summary."""
     videos, images = collect_inputs([inputs])
+    folder = output if inputs.is_dir() else output.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot write {output} ({exc.strerror}); choose a writable output path.") from None
     model = load_trained(model_dir)
     swapper = Swapper(model, options)
     if videos:

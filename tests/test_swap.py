@@ -1,0 +1,115 @@
+"""`dfjax swap`: the output contract (frames, audio, masks, sidecar, provenance) and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from dfjax import media
+from dfjax.cli import app
+from dfjax.swap import SwapOptions, swap
+from dfjax.train import train_and_evaluate
+from tests.conftest import shared
+from tests.test_train import tiny_config
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    from dfjax.data.synthetic import synthesize
+
+    out = tmp_path_factory.mktemp("swap_synth")
+    synthesize(out, frames=16, size=192, face_size=64)
+    return out
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, synth_dir) -> Path:
+    workdir = tmp_path_factory.mktemp("swap_model")
+    sets = (synth_dir / "facesets" / "a", synth_dir / "facesets" / "b")
+    train_and_evaluate(tiny_config(sets, 20), workdir)
+    return workdir
+
+
+def test_video_contract_with_a_lossless_encode(tmp_path, synth_dir, model_dir):
+    source = synth_dir / "videos" / "a.mp4"
+    out = tmp_path / "fake.mp4"
+    summary = swap(source, out, model_dir, SwapOptions(lossless=True, workers=1))
+    info, out_info = media.probe(source), media.probe(out)
+    assert out_info.frames == info.frames and abs(out_info.duration - info.duration) < 0.05
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert [f["index"] for f in sidecar["frames"]] == list(range(info.frames))
+    assert summary["frames_swapped"] > 0
+    assert summary["frames_swapped"] + summary["frames_passed_through"] == info.frames
+    tags = media.container_metadata(out)
+    assert tags["dfjax_synthetic"] == "true" and "SYNTHETIC" in tags["comment"]
+    assert tags["dfjax_config_hash"] == sidecar["model"]["config_hash"]
+    frames_in = dict(media.iter_frames(source))
+    masks = dict(media.iter_frames(out.with_suffix(".masks.mkv"), gray=True))
+    assert len(masks) == info.frames
+    for index, frame in media.iter_frames(out):
+        record = sidecar["frames"][index]
+        outside = masks[index] == 0
+        assert np.array_equal(frame[outside], frames_in[index][outside])  # only masked pixels changed
+        assert record["manipulated"] == bool(masks[index].any())
+        if record["manipulated"]:
+            x0, y0, x1, y1 = record["faces"][0]["box"]
+            ys, xs = np.nonzero(masks[index])
+            # the swapped face lands where the face was
+            assert x0 - 20 < xs.mean() < x1 + 20 and y0 - 20 < ys.mean() < y1 + 20
+
+
+def test_audio_survives_a_swap(tmp_path, model_dir):
+    clip = shared("hamilton_clip.mp4")
+    out = tmp_path / "hamilton_fake.mp4"
+    swap(clip, out, model_dir, SwapOptions(crf=28))
+    info, out_info = media.probe(clip), media.probe(out)
+    assert out_info.has_audio and out_info.frames == info.frames
+    assert abs(out_info.duration - info.duration) < 0.1
+    import av
+
+    with av.open(str(clip)) as a, av.open(str(out)) as b:
+        assert b.streams.audio[0].codec_context.name == a.streams.audio[0].codec_context.name
+        assert abs(float(b.streams.audio[0].duration * b.streams.audio[0].time_base)
+                   - float(a.streams.audio[0].duration * a.streams.audio[0].time_base)) < 0.1
+
+
+def test_image_swap_carries_provenance(tmp_path, astronaut_png, model_dir):
+    out = tmp_path / "astronaut_fake.png"
+    summary = swap(astronaut_png, out, model_dir, SwapOptions(watermark=True))
+    assert summary["images_swapped"] == 1
+    with Image.open(out) as image:
+        assert image.text["dfjax_synthetic"] == "true"
+    assert (tmp_path / "astronaut_fake.mask.png").exists()
+
+
+def _refused(args, leftovers) -> str:
+    result = runner.invoke(app, ["swap", *map(str, args), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    for path in leftovers:
+        assert not path.exists() and not any(path.parent.glob(f".{path.stem}.partial*"))
+    return result.output
+
+
+def test_bad_input_is_refused_without_partial_output(tmp_path, synth_dir, model_dir):
+    source = synth_dir / "videos" / "a.mp4"
+    out = tmp_path / "o.mp4"
+    empty = tmp_path / "untrained"
+    empty.mkdir()
+    (empty / "config.json").write_text((model_dir / "config.json").read_text())
+    assert "no checkpoint" in _refused([source, "-o", out, "--model", empty], [out])
+    assert "direction" in _refused([source, "-o", out, "--model", model_dir, "--direction", "x2y"], [out])
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not a video")
+    assert "notes.mp4" in _refused([notes, "-o", out, "--model", model_dir], [out])
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    assert "cannot write" in _refused([source, "-o", blocker / "o.mp4", "--model", model_dir], [])
+    assert not out.with_suffix(".masks.mkv").exists() and not out.with_suffix(".json").exists()
