@@ -172,6 +172,30 @@ def swap(
 
 
 @command
+def evaluate_swap(
+    source: Path = typer.Argument(..., help="The video that was swapped."),
+    swapped: Path = typer.Argument(..., help="The swapped video (`dfjax swap` output)."),
+    target_faces: Optional[Path] = typer.Option(None, help="Face set of the target identity (for identity distance)."),
+    source_faces: Optional[Path] = typer.Option(None, help="Face set of the source identity (default: its video)."),
+    truth: Optional[Path] = typer.Option(None, help="Ground-truth swap video (from `dfjax synth`) for PSNR/SSIM."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
+    max_frames: Optional[int] = typer.Option(None, help="Only the first N frames."),
+    quiet: bool = QUIET,
+) -> None:
+    """Score a swap: identity distance, pose/landmark/gaze error, jitter, and PSNR/SSIM against ground truth."""
+    from dfjax.metrics import evaluate_swap as run_evaluation
+    from dfjax.metrics import format_table, save_report
+
+    with progress_bar("frames", quiet) as progress:
+        report = run_evaluation(source, swapped, target_faces=target_faces, source_faces=source_faces,
+                                truth_video=truth, max_frames=max_frames, progress=progress)
+    console.print(format_table(report), highlight=False)
+    if output:
+        save_report(report, output)
+        console.print(f"report written to {output}")
+
+
+@command
 def demo(
     output: Path = typer.Option(Path("out/demo"), "--output", "-o", help="Where the demo writes everything."),
     frames: int = typer.Option(240, help="Frames per synthetic video."),

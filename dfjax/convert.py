@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from dfjax.faces.align import invert
+from dfjax.faces.align import invert, transform_points
 from dfjax.faces.masks import landmark_mask
 
 MASK_SOURCES = ("model", "landmarks", "intersection")
@@ -138,21 +138,32 @@ def paste_back(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np
         raise ValueError(f"face {face.shape} and mask {np.shape(mask)} must be one square size.")
     height, width = frame.shape[:2]
     to_frame = invert(matrix)
-    warped = cv2.warpAffine(face, to_frame, (width, height), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
-    alpha = cv2.warpAffine(np.asarray(mask, np.float32), to_frame, (width, height),
+    # work only in the frame region the crop covers (the mask is 0 elsewhere): ~20x less at 720p
+    corners = transform_points(np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64), to_frame)
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - 2, 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 2, (width, height))
+    frame_mask = np.zeros((height, width), np.uint8)
+    if x1 <= x0 or y1 <= y0:
+        return frame.copy(), frame_mask
+    to_roi = to_frame.copy()
+    to_roi[:, 2] -= (x0, y0)
+    roi = frame[y0:y1, x0:x1]
+    warped = cv2.warpAffine(face, to_roi, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(np.asarray(mask, np.float32), to_roi, (x1 - x0, y1 - y0),
                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    frame_mask = np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
-    if not frame_mask.any():
+    roi_mask = np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
+    if not roi_mask.any():
         return frame.copy(), frame_mask
     if blend == "seamless":
-        warped = _seamless(warped, frame, frame_mask >= 128)
-    weight = (frame_mask.astype(np.float32) / 255.0)[..., None]
-    base = frame.astype(np.float32)
-    out = np.clip(np.rint(base + (warped.astype(np.float32) - base) * weight), 0, 255)
-    out = out.astype(np.uint8)
-    untouched = frame_mask == 0
-    out[untouched] = frame[untouched]  # exact by construction; kept as the sidecar's guarantee
+        warped = _seamless(warped, roi, roi_mask >= 128)
+    weight = (roi_mask.astype(np.float32) / 255.0)[..., None]
+    base = roi.astype(np.float32)
+    blended = np.clip(np.rint(base + (warped.astype(np.float32) - base) * weight), 0, 255).astype(np.uint8)
+    untouched = roi_mask == 0
+    blended[untouched] = roi[untouched]  # exact by construction; kept as the sidecar's guarantee
+    out = frame.copy()
+    out[y0:y1, x0:x1] = blended
+    frame_mask[y0:y1, x0:x1] = roi_mask
     return out, frame_mask
 
 

@@ -19,6 +19,7 @@ import math
 import os
 from itertools import zip_longest
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -112,7 +113,7 @@ def _check_videos(source: Path, swapped: Path, truth: Path | None) -> media.Vide
     return info
 
 
-def _frames_together(paths: list[Path | None], max_frames: int | None):
+def _frames_together(paths: list[Path | None], max_frames: int | None) -> Iterator[tuple[int, list]]:
     """Yield (index, [frame per path or None]) decoding all videos in step; uneven ends are a UserError."""
     streams = [media.iter_frames(p, stop=max_frames) if p is not None else iter(()) for p in paths]
     for index, frames in enumerate(zip_longest(*streams)):
@@ -132,8 +133,8 @@ def evaluate_swap(source_video: str | Path, swapped_video: str | Path, *, target
     target_faces / source_faces: face-set folders of the identities (source defaults to the source
     video's own faces). truth_video: the exact ground-truth swap, for PSNR/SSIM. identity_frames: about
     how many evenly spaced frames get descriptors (the slow part); every other metric uses every frame
-    with a face in both videos. progress: a rich Progress (or None). Returns a JSON-ready
-    dict; angles in degrees, landmark errors and jitter in inter-ocular distances, identity in dlib
+    with a face in both videos. progress: a rich Progress (or None). Returns a plain dict (NaN where
+    a metric had no frames, inf PSNR for identical frames; save_report writes both as null); angles in degrees, landmark errors and jitter in inter-ocular distances, identity in dlib
     descriptor distance (under SAME_PERSON_DISTANCE means the same person).
     """
     source, swapped = Path(source_video), Path(swapped_video)
@@ -145,7 +146,7 @@ def evaluate_swap(source_video: str | Path, swapped_video: str | Path, *, target
     trackers = [FaceTracker(detector, predictor, fps=float(info.fps), smoothing=False) for _ in range(2)]
     target_mean = faceset_descriptor(target_faces, encoder, predictor) if target_faces is not None else None
     source_mean = faceset_descriptor(source_faces, encoder, predictor) if source_faces is not None else None
-    stride = max(1, total // max(1, identity_frames))
+    stride = max(1, math.ceil(total / max(1, identity_frames)))
     task = progress.add_task("evaluate", total=total) if progress else None
 
     frames = both = no_source = no_swapped = next_identity = 0
