@@ -156,6 +156,7 @@ def swap(
     lossless: bool = typer.Option(False, help="Bit-exact RGB H.264: untouched pixels equal the input's."),
     watermark: bool = typer.Option(False, help="Stamp a visible 'SYNTHETIC - dfjax' label on swapped frames."),
     identity: Optional[Path] = typer.Option(None, help="Photo of the person to replace in multi-face frames."),
+    alignments: Optional[Path] = typer.Option(None, help="Reuse `dfjax extract`'s faces: its face set or alignments file."),
     every_n: int = typer.Option(10, "--every-n", help="Full face detection every N frames; track between."),
     workers: int = typer.Option(0, help="Face-finding worker processes (0: every core)."),
     quiet: bool = QUIET,
@@ -167,7 +168,8 @@ def swap(
     options = SwapOptions(direction=direction, mask=mask, erode=erode, feather=feather, color=color, blend=blend,
                           crf=crf, lossless=lossless, watermark=watermark, every_n=every_n, workers=workers)
     with progress_bar("frames", quiet) as progress:
-        summary = run_swap(input, output, model, options, identity=identity, progress=progress)
+        summary = run_swap(input, output, model, options, identity=identity, alignments=alignments,
+                           progress=progress)
     _print_summary(f"swapped into {output}", summary)
 
 

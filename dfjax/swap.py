@@ -10,6 +10,7 @@ and the container carries a provenance tag saying the video is synthetic and mad
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -137,11 +138,40 @@ class Swapper:
         yield from flush()
 
 
+def find_alignments(video: Path, alignments: Path) -> dict:
+    """The alignments of `video` from a face-set folder (matched by source path, then name) or a .json file."""
+    from dfjax.data.faceset import load_alignments
+
+    files = sorted((alignments / "alignments").glob("*.json")) if alignments.is_dir() else [alignments]
+    loaded = [load_alignments(f) for f in files if f.exists()]
+    for match in (lambda d: Path(d["source"]).resolve() == video.resolve(), lambda d: Path(d["source"]).name == video.name):
+        for data in loaded:
+            if match(data):
+                return data
+    raise UserError(f"{alignments} has no alignments for {video}; run `dfjax extract {video} -o FACESET` "
+                    "and pass that face set, or leave out --alignments to find faces live.")
+
+
+def aligned_faces(path: Path, alignments: dict, finder: ExtractOptions):
+    """(index, frame, [(crop, None, meta)]) from stored alignments: no detection, the extraction's landmarks."""
+    from dfjax.faces.align import alignment_matrix, warp_face
+
+    for index, frame in media.iter_frames(path):
+        found = []
+        for face in alignments["faces"].get(index, [])[:1]:
+            landmarks = np.asarray(face["landmarks"], np.float32)
+            matrix = alignment_matrix(landmarks, finder.size, finder.face_type, finder.coverage)
+            found.append((warp_face(frame, matrix, finder.size), None,
+                          {"landmarks": landmarks, "matrix": matrix, "box": face["box"]}))
+        yield index, frame, found
+
+
 def _outputs(output: Path) -> tuple[Path, Path]:
     return output.with_suffix(".masks.mkv"), output.with_suffix(".json")
 
 
-def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=None) -> dict:
+def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=None,
+               alignments: Path | None = None) -> dict:
     o, model = swapper.options, swapper.model
     info = media.probe(path)
     face_type, coverage = crop_settings(model)
@@ -152,11 +182,13 @@ def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=No
     task = progress.add_task("swap", total=info.frames) if progress else None
     records, started = [], time.perf_counter()
     reference = identity_descriptor(identity) if identity else None
+    stored = find_alignments(path, alignments) if alignments else None
     with media.VideoWriter(output, info.fps, info.width, info.height, crf=o.crf, lossless=o.lossless,
                            metadata=tag, audio_from=path) as writer, \
             media.VideoWriter(masks_path, info.fps, info.width, info.height, gray=True, metadata=tag) as mask_writer, \
-            face_finders(finder, reference) as (pool, workers):
-        for index, frame, mask, boxes in swapper.frames(video_faces(pool, workers, path, info)):
+            (contextlib.nullcontext((None, 0)) if stored else face_finders(finder, reference)) as (pool, workers):
+        faces = aligned_faces(path, stored, finder) if stored else video_faces(pool, workers, path, info)
+        for index, frame, mask, boxes in swapper.frames(faces):
             writer.write(frame)
             mask_writer.write(mask)
             records.append({"index": index, "manipulated": bool(boxes), "faces": [{"box": b} for b in boxes]})
@@ -173,11 +205,12 @@ def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=No
     os.replace(tmp, sidecar_path)
     return {"output": str(output), "masks": str(masks_path), "sidecar": str(sidecar_path), "frames": len(records),
             "frames_swapped": swapped, "frames_passed_through": len(records) - swapped,
+            "faces_from": "alignments" if stored else "live detection",
             "seconds": round(seconds, 2), "frames_per_second": round(len(records) / max(seconds, 1e-9), 1)}
 
 
 def swap(inputs: Path, output: Path, model_dir: Path, options: SwapOptions = SwapOptions(), *,
-         identity: Path | None = None, progress=None) -> dict:
+         identity: Path | None = None, alignments: Path | None = None, progress=None) -> dict:
     """Swap the faces of a video, an image or a folder of images; returns a summary."""
     videos, images = collect_inputs([inputs])
     folder = output if inputs.is_dir() else output.parent
@@ -193,7 +226,7 @@ def swap(inputs: Path, output: Path, model_dir: Path, options: SwapOptions = Swa
         if not media.is_video(output):
             raise UserError(f"output {output} must be a video file (.mp4) for a video input; fix -o.")
         try:
-            return swap_video(swapper, videos[0], output, identity, progress)
+            return swap_video(swapper, videos[0], output, identity, progress, alignments)
         except BaseException:
             for leftover in _outputs(output):
                 leftover.unlink(missing_ok=True)

@@ -89,6 +89,19 @@ def test_image_swap_carries_provenance(tmp_path, astronaut_png, model_dir):
     assert (tmp_path / "astronaut_fake.mask.png").exists()
 
 
+def test_faces_can_come_from_the_extraction_alignments(tmp_path, synth_dir, model_dir):
+    from dfjax.extract import ExtractOptions, extract
+
+    source = synth_dir / "videos" / "a.mp4"
+    extracted = extract([source], tmp_path / "fs", ExtractOptions(size=64, workers=1))
+    summary = swap(source, tmp_path / "fake.mp4", model_dir, SwapOptions(), alignments=tmp_path / "fs")
+    assert summary["faces_from"] == "alignments"
+    assert summary["frames_swapped"] == extracted["faces_kept"]
+    with pytest.raises(Exception, match="no alignments"):
+        swap(synth_dir / "videos" / "b.mp4", tmp_path / "other.mp4", model_dir, SwapOptions(),
+             alignments=tmp_path / "fs")
+
+
 def _refused(args, leftovers) -> str:
     result = runner.invoke(app, ["swap", *map(str, args), "--quiet"])
     assert result.exit_code == 2, result.output
