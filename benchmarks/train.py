@@ -20,7 +20,6 @@ tflops (XLA cost analysis of the compiled step), compile_s, peak memory (GPU) an
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -31,7 +30,6 @@ from functools import partial
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 

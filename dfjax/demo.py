@@ -22,7 +22,7 @@ from dfjax.train import train_and_evaluate
 
 def run_demo(output: str | Path, *, frames: int = 240, steps: int = 600, progress=None) -> dict:
     output = Path(output)
-    synth = synthesize(output / "synth", frames=frames, size=256, face_size=128, overwrite=True, progress=progress)
+    synthesize(output / "synth", frames=frames, size=256, face_size=128, overwrite=True, progress=progress)
     facesets = output / "synth" / "facesets"
     extracted = extract([output / "synth" / "videos" / "a.mp4"], output / "extracted_a",
                         ExtractOptions(size=128), overwrite=True, progress=progress)

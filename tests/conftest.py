@@ -28,6 +28,16 @@ def astronaut() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def astronaut_landmarks(astronaut) -> np.ndarray:
+    """Her 68 dlib landmarks, found with dfjax's own detector and predictor (loaded once)."""
+    from dfjax.faces.detect import FaceDetector
+    from dfjax.faces.landmarks import LandmarkPredictor
+
+    box = max(FaceDetector(upsample=1)(astronaut), key=lambda d: d.area).box
+    return LandmarkPredictor()(astronaut, box)
+
+
+@pytest.fixture(scope="session")
 def astronaut_png(tmp_path_factory, astronaut) -> Path:
     path = tmp_path_factory.mktemp("img") / "astronaut.png"
     media.write_image(path, astronaut)

@@ -13,17 +13,9 @@ SIZE = 128
 
 
 @pytest.fixture(scope="module")
-def aligned() -> dict:
+def aligned(astronaut, astronaut_landmarks) -> dict:
     """skimage's astronaut, her dlib landmarks, and her 128 px aligned face with its mask."""
-    dlib = pytest.importorskip("dlib")
-    models = pytest.importorskip("face_recognition_models")
-    from skimage import data
-
-    frame = data.astronaut()
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(models.pose_predictor_model_location())
-    box = max(detector(frame, 1), key=lambda r: r.area())
-    landmarks = np.array([[p.x, p.y] for p in predictor(frame, box).parts()], np.float32)
+    frame, landmarks = astronaut, astronaut_landmarks
     matrix = align.alignment_matrix(landmarks, SIZE)
     crop_landmarks = align.transform_points(landmarks, matrix)
     return dict(frame=frame, matrix=matrix, face=align.warp_face(frame, matrix, SIZE),

@@ -21,18 +21,9 @@ def similarity(scale: float, degrees: float, shift: tuple[float, float]) -> np.n
 
 
 @pytest.fixture(scope="module")
-def astronaut() -> tuple[np.ndarray, np.ndarray]:
-    """skimage's astronaut photo and its dlib 68 landmarks (the predictor loads once)."""
-    dlib = pytest.importorskip("dlib")
-    models = pytest.importorskip("face_recognition_models")
-    from skimage import data
-
-    image = data.astronaut()
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(models.pose_predictor_model_location())
-    box = max(detector(image, 1), key=lambda r: r.area())
-    shape = predictor(image, box)
-    return image, np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
+def astronaut_face(astronaut, astronaut_landmarks) -> tuple[np.ndarray, np.ndarray]:
+    """skimage's astronaut photo and its dlib 68 landmarks."""
+    return astronaut, astronaut_landmarks
 
 
 # ---------------------------------------------------------------- alignment
@@ -82,8 +73,8 @@ def test_warp_face_puts_a_frame_point_where_the_matrix_says(scale):
     assert np.abs(centre - [71.0, 59.0]).max() < 0.1  # half-pixel conventions kept when shrinking
 
 
-def test_real_face_aligns_with_level_eyes_on_the_template(astronaut):
-    image, landmarks = astronaut
+def test_real_face_aligns_with_level_eyes_on_the_template(astronaut_face):
+    image, landmarks = astronaut_face
     matrix = align.alignment_matrix(landmarks, 128)
     eyes = quality.eye_centres(align.transform_points(landmarks, matrix))
     template = align.template_points(128)
@@ -97,8 +88,8 @@ def test_real_face_aligns_with_level_eyes_on_the_template(astronaut):
 
 # ---------------------------------------------------------------- masks
 
-def test_extended_mask_contains_hull_and_adds_the_forehead(astronaut):
-    image, landmarks = astronaut
+def test_extended_mask_contains_hull_and_adds_the_forehead(astronaut_face):
+    image, landmarks = astronaut_face
     for degrees in (0.0, 35.0):  # the forehead follows a rolled head
         turn = cv2.getRotationMatrix2D((256.0, 256.0), degrees, 1.0)
         points = align.transform_points(landmarks, turn)
@@ -154,8 +145,8 @@ def test_pose_with_noisy_landmarks_is_within_a_few_degrees():
     assert as_dict["yaw"] == round(pose.yaw, 2)
 
 
-def test_real_face_pose_is_near_frontal(astronaut):
-    image, landmarks = astronaut
+def test_real_face_pose_is_near_frontal(astronaut_face):
+    image, landmarks = astronaut_face
     pose = estimate_pose(landmarks, image.shape[1], image.shape[0])
     assert abs(pose.yaw) < 15 and abs(pose.roll) < 10 and abs(pose.pitch) < 30
 
@@ -222,8 +213,8 @@ def test_closed_eyes_are_a_blink_without_gaze():
     assert abs(winking.yaw - expected_angles((8, 3))[1]) < 3.0
 
 
-def test_real_face_gaze_is_plausible(astronaut):
-    image, landmarks = astronaut
+def test_real_face_gaze_is_plausible(astronaut_face):
+    image, landmarks = astronaut_face
     gaze = estimate_gaze(image, landmarks)
     assert not gaze.blink
     assert abs(gaze.yaw) < 15 and abs(gaze.pitch) < 25
@@ -262,8 +253,8 @@ def test_one_euro_streaming_and_reset():
 
 # ---------------------------------------------------------------- quality
 
-def test_blur_scores_lower_for_a_blurred_image(astronaut):
-    image, landmarks = astronaut
+def test_blur_scores_lower_for_a_blurred_image(astronaut_face):
+    image, landmarks = astronaut_face
     blurred = cv2.GaussianBlur(image, (0, 0), 2.0)
     assert quality.blur_score(blurred) < 0.5 * quality.blur_score(image)
     face = masks.landmark_mask(landmarks, *image.shape[:2])
