@@ -243,14 +243,14 @@ def stage_costs(name: str, frames: list[np.ndarray], faces: list, decode_t: Time
     process, and the throughput ceiling they imply on this machine's cores (for the end-to-end line)."""
     import pickle
 
-    from dfjax.extract import STRETCH, WARMUP_FRAMES, ExtractOptions, _describe
+    from dfjax.extract import STRETCH, WARMUP_FRAMES, ExtractOptions, describe_face
 
     options = ExtractOptions()
     n = len(frames)
     with Timer() as describe_t:
         for frame, face in zip(frames, faces):
             if face is not None:
-                _describe(frame, face, options)
+                describe_face(frame, face, options)
     with Timer() as transfer_t:  # what the pool does with every frame: pickle in the main process, unpickle in a worker
         for frame in frames:
             pickle.loads(pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL))
@@ -262,7 +262,7 @@ def stage_costs(name: str, frames: list[np.ndarray], faces: list, decode_t: Time
     return {"benchmark": "extract", "video": name, "case": "stage_cpu_ms_per_frame",
             **{k: round(v, 2) for k, v in ms.items()}, "total": round(total, 2),
             "ceiling_frames_per_s": round(1000 * cores / total, 1), "cores": cores,
-            "note": "describe = extract._describe (align, mask, pose, gaze, blur); decode is multi-threaded, "
+            "note": "describe = extract.describe_face (align, mask, pose, gaze, blur); decode is multi-threaded, "
                     "so its CPU time can exceed its wall time"}
 
 

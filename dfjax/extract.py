@@ -115,7 +115,7 @@ def _init_worker(options: ExtractOptions, identity: np.ndarray | None) -> None:
                    encoder=FaceEncoder() if identity is not None else None)
 
 
-def _describe(frame: np.ndarray, face: TrackedFace, options: ExtractOptions) -> tuple[np.ndarray, np.ndarray, dict]:
+def describe_face(frame: np.ndarray, face: TrackedFace, options: ExtractOptions) -> tuple[np.ndarray, np.ndarray, dict]:
     """Aligned crop, mask and metadata of one face."""
     h, w = frame.shape[:2]
     matrix = alignment_matrix(face.landmarks, options.size, options.face_type, options.coverage)
@@ -135,7 +135,7 @@ def _record(result: UnitResult, index: int, frame: np.ndarray, face: TrackedFace
     if face is None:
         result.dropped[reason] += 1
         return
-    crop, mask, meta = _describe(frame, face, options)
+    crop, mask, meta = describe_face(frame, face, options)
     keep = meta["blur"] >= options.blur_threshold
     result.alignments[index] = [{k: meta[k] for k in ("box", "landmarks", "matrix", "pose")} | {"kept": keep}]
     if keep:

@@ -16,6 +16,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +25,9 @@ import numpy as np
 from dfjax import __version__, convert, media
 from dfjax.data.faceset import dumps
 from dfjax.errors import UserError
-from dfjax.extract import ExtractOptions, collect_inputs, face_finders, identity_descriptor, video_faces
+from dfjax.extract import (ExtractOptions, collect_inputs, describe_face, face_finders, identity_descriptor,
+                           video_faces)
+from dfjax.faces.align import alignment_matrix, transform_points, warp_face
 from dfjax.state import TrainedModel, load_trained
 
 DIRECTIONS = {"a2b": "b", "b2a": "a"}
@@ -103,14 +106,12 @@ class Swapper:
         o = self.options
         matrix = np.asarray(meta["matrix"], np.float64)
         size = crop.shape[0]
-        from dfjax.faces.align import transform_points
-
         landmarks_crop = transform_points(np.asarray(meta["landmarks"], np.float64), matrix)
         mask = convert.refine_mask(convert.face_mask(model_mask, landmarks_crop, size, o.mask), o.erode, o.feather)
         face = convert.match_color(generated, crop, mask, o.color)
         return convert.paste_back(frame, face, mask, matrix, o.blend)
 
-    def frames(self, items) -> "iter":
+    def frames(self, items: Iterable[tuple[int, np.ndarray, list]]) -> Iterator[tuple[int, np.ndarray, np.ndarray, list]]:
         """For (index, frame, faces) in order, yield (index, output frame, mask, face boxes), batching faces."""
         pending: list = []
 
@@ -154,8 +155,6 @@ def find_alignments(video: Path, alignments: Path) -> dict:
 
 def aligned_faces(path: Path, alignments: dict, finder: ExtractOptions):
     """(index, frame, [(crop, None, meta)]) from stored alignments: no detection, the extraction's landmarks."""
-    from dfjax.faces.align import alignment_matrix, warp_face
-
     for index, frame in media.iter_frames(path):
         found = []
         for face in alignments["faces"].get(index, [])[:1]:
@@ -239,7 +238,6 @@ def swap_images(swapper: Swapper, images: list[Path], inputs: Path, output: Path
     from dfjax.faces.detect import FaceDetector
     from dfjax.faces.landmarks import LandmarkPredictor
     from dfjax.faces.track import FaceTracker
-    from dfjax.extract import _describe
 
     model, o = swapper.model, swapper.options
     face_type, coverage = crop_settings(model)
@@ -262,7 +260,7 @@ def swap_images(swapper: Swapper, images: list[Path], inputs: Path, output: Path
         face, _ = tracker(frame, 0)
         found = []
         if face is not None:
-            crop, mask, meta = _describe(frame, face, finder)
+            crop, mask, meta = describe_face(frame, face, finder)
             found = [(crop, mask, meta)]
         _, out, frame_mask, boxes = next(swapper.frames([(0, frame, found)]))
         target = output if single else output / f"{path.stem}.png"
