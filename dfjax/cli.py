@@ -198,6 +198,28 @@ def evaluate_swap(
 
 
 @command
+def detect_eval(
+    real: list[Path] = typer.Option(..., "--real", help="Real videos, folders or a CSV (repeat the option)."),
+    fake: list[Path] = typer.Option(..., "--fake", help="Fake videos, folders, dfjax swap outputs or a CSV."),
+    detector: list[str] = typer.Option(["spectral", "dct"], "--detector", help="Detector name (repeatable)."),
+    output: Path = typer.Option(Path("detect_report"), "--output", "-o", help="Report folder."),
+    frames: int = typer.Option(32, help="Evenly spaced frames per video."),
+    size: int = typer.Option(128, help="Face crop size (DeepfakeBench-style crop, scale 1.3)."),
+    seed: int = typer.Option(0, help="Seed of the identity-disjoint train/val/test split."),
+    quiet: bool = QUIET,
+) -> None:
+    """Train detectors on real and fake videos split by identity and score them (AUC, AP, EER, ROC)."""
+    from detect.run import detect_eval as run_detect_eval
+
+    with progress_bar("videos", quiet) as progress:
+        results = run_detect_eval(real, fake, detector, output, frames=frames, size=size, seed=seed,
+                                  progress=progress)
+    table = {f"{name} frame AUC / video AUC": f"{r['frame']['auc']:.3f} / {r['video']['auc']:.3f}"
+             for name, r in results["detectors"].items()}
+    _print_summary(f"report written to {output}", {**table, "report": str(output / "report.md")})
+
+
+@command
 def demo(
     output: Path = typer.Option(Path("out/demo"), "--output", "-o", help="Where the demo writes everything."),
     frames: int = typer.Option(240, help="Frames per synthetic video."),

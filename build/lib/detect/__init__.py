@@ -1,0 +1,1 @@
+"""The detection side of dfjax: datasets, detectors, evaluation and reports."""

@@ -1,0 +1,220 @@
+"""The `dfjax` command line: thin commands that parse options and call library functions.
+
+A user mistake (`UserError`) ends with one red sentence on stderr and exit code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from dfjax import __version__
+from dfjax.errors import UserError
+from dfjax.progress import console, progress_bar
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Make face-swap fakes and measure how well they can be detected.")
+
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+
+
+def command(func):
+    """Register a command whose UserErrors end in one red sentence and exit code 2."""
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return app.command()(run)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dfjax {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """dfjax: face-swap fakes with exact ground truth, and detectors scored on them."""
+
+
+def _print_summary(title: str, summary: dict) -> None:
+    table = Table(title=title, show_header=False, title_justify="left")
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items()) or "none"
+        table.add_row(key.replace("_", " "), str(value))
+    console.print(table)
+
+
+@command
+def extract(
+    inputs: list[Path] = typer.Argument(..., help="Videos, images, or folders of them."),
+    output: Path = typer.Option(..., "--output", "-o", help="Face-set folder to write."),
+    size: int = typer.Option(256, help="Aligned crop size in pixels."),
+    face_type: str = typer.Option("face", help="Crop type: face, whole_face or head (as in DeepFaceLab)."),
+    coverage: float = typer.Option(1.0, help="Zoom of the crop: <1 keeps less around the face, >1 more."),
+    mask: str = typer.Option("extended", help="Mask kind: hull (landmark hull) or extended (with forehead)."),
+    every_n: int = typer.Option(10, "--every-n", help="Run full face detection every N frames; track between."),
+    detector: str = typer.Option("hog", help="Face detector: hog (dlib HOG) or cnn (dlib MMOD CNN, slower)."),
+    max_side: int = typer.Option(640, help="Detect on a copy at most this many pixels on the long side."),
+    identity: Optional[Path] = typer.Option(None, help="Photo of the person to keep in multi-face frames."),
+    min_size: float = typer.Option(0.0, help="Drop faces whose box is narrower than this (pixels)."),
+    blur_threshold: float = typer.Option(0.0, help="Drop faces whose blur score (Laplacian variance) is lower."),
+    smoothing: bool = typer.Option(True, help="One Euro smoothing of landmarks over time."),
+    workers: int = typer.Option(0, help="Worker processes (0: every core)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing face set."),
+    quiet: bool = QUIET,
+) -> None:
+    """Find, align and describe faces in videos and images, writing a face set."""
+    from dfjax.extract import ExtractOptions
+    from dfjax.extract import extract as run_extract
+
+    options = ExtractOptions(size=size, face_type=face_type, coverage=coverage, mask_kind=mask, every_n=every_n,
+                             detector=detector, max_side=max_side, min_size=min_size,
+                             blur_threshold=blur_threshold, smoothing=smoothing, workers=workers)
+    with progress_bar("frames", quiet) as progress:
+        summary = run_extract(inputs, output, options, identity=identity, overwrite=overwrite, progress=progress)
+    _print_summary(f"face set written to {output}", summary)
+
+
+@command
+def synth(
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for videos, ground truth and face sets."),
+    frames: int = typer.Option(300, help="Frames per identity video."),
+    size: int = typer.Option(256, help="Video frame size (square, pixels)."),
+    face_size: int = typer.Option(128, help="Aligned face-set crop size."),
+    seed: int = typer.Option(0, help="Random seed for motion, lighting and backgrounds."),
+    overwrite: bool = typer.Option(False, help="Replace existing output."),
+    quiet: bool = QUIET,
+) -> None:
+    """Render the built-in synthetic identities with exact ground truth, ready for training."""
+    from dfjax.data.synthetic import synthesize
+
+    with progress_bar("frames", quiet) as progress:
+        summary = synthesize(output, frames=frames, size=size, face_size=face_size, seed=seed,
+                             overwrite=overwrite, progress=progress)
+    _print_summary(f"synthetic data written to {output}", summary)
+
+
+@command
+def train(
+    workdir: Path = typer.Option(..., help="Run folder: config, checkpoints, previews, metrics. Reused to resume."),
+    config: Optional[str] = typer.Option(None, help="configs/FILE.py[:ARG]; default: the workdir's saved config, "
+                                                      "else configs/swap.py:tiny."),
+    a: Optional[Path] = typer.Option(None, "--a", help="Face set of identity A (default: synthetic)."),
+    b: Optional[Path] = typer.Option(None, "--b", help="Face set of identity B (default: synthetic)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set train.lr=1e-4."),
+    steps: Optional[int] = typer.Option(None, help="Train until this step (same as --set train.steps=N)."),
+    distributed: bool = typer.Option(False, help="Join a multi-host job (jax.distributed.initialize)."),
+    quiet: bool = QUIET,
+) -> None:
+    """Train (or resume) a face-swap model on two face sets, data-parallel over every device."""
+    from dfjax import parallel
+    from dfjax.config import apply_overrides, load_config, load_saved_config
+
+    parallel.initialize(distributed)
+    saved = workdir / "config.json"
+    if config:
+        cfg = load_config(config)
+    elif saved.exists():
+        cfg = load_saved_config(saved)
+    else:
+        cfg = load_config("configs/swap.py:tiny")
+    apply_overrides(cfg, list(overrides) + ([f"train.steps={steps}"] if steps is not None else []))
+    if a is not None or b is not None:
+        cfg.data.a, cfg.data.b = str(a or ""), str(b or "")
+    from dfjax.train import train_and_evaluate
+
+    with progress_bar("steps", quiet) as progress:
+        summary = train_and_evaluate(cfg, workdir, progress=progress)
+    _print_summary(f"trained in {workdir}", summary)
+
+
+@command
+def swap(
+    input: Path = typer.Argument(..., help="A video, an image, or a folder of images."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output video (.mp4), image, or folder for a folder."),
+    model: Path = typer.Option(..., help="The workdir of a `dfjax train` run."),
+    direction: str = typer.Option("a2b", help="a2b: faces of A become B; b2a: the reverse."),
+    mask: str = typer.Option("intersection", help="Blend mask: model, landmarks or intersection."),
+    erode: int = typer.Option(0, help="Erode the mask by this many pixels (negative dilates)."),
+    feather: int = typer.Option(3, help="Blur the mask edge over this many pixels."),
+    color: str = typer.Option("reinhard", help="Colour transfer: none, reinhard (L*a*b* mean/std) or histogram."),
+    blend: str = typer.Option("alpha", help="alpha, or seamless (Poisson, cv2.seamlessClone)."),
+    crf: int = typer.Option(18, help="H.264 quality (lower is better)."),
+    lossless: bool = typer.Option(False, help="Bit-exact RGB H.264: untouched pixels equal the input's."),
+    watermark: bool = typer.Option(False, help="Stamp a visible 'SYNTHETIC - dfjax' label on swapped frames."),
+    identity: Optional[Path] = typer.Option(None, help="Photo of the person to replace in multi-face frames."),
+    alignments: Optional[Path] = typer.Option(None, help="Reuse `dfjax extract`'s faces: its face set or alignments file."),
+    every_n: int = typer.Option(10, "--every-n", help="Full face detection every N frames; track between."),
+    workers: int = typer.Option(0, help="Face-finding worker processes (0: every core)."),
+    quiet: bool = QUIET,
+) -> None:
+    """Swap faces with a trained model; writes the video, its masks, and a JSON sidecar of what changed."""
+    from dfjax.swap import SwapOptions
+    from dfjax.swap import swap as run_swap
+
+    options = SwapOptions(direction=direction, mask=mask, erode=erode, feather=feather, color=color, blend=blend,
+                          crf=crf, lossless=lossless, watermark=watermark, every_n=every_n, workers=workers)
+    with progress_bar("frames", quiet) as progress:
+        summary = run_swap(input, output, model, options, identity=identity, alignments=alignments,
+                           progress=progress)
+    _print_summary(f"swapped into {output}", summary)
+
+
+@command
+def evaluate_swap(
+    source: Path = typer.Argument(..., help="The video that was swapped."),
+    swapped: Path = typer.Argument(..., help="The swapped video (`dfjax swap` output)."),
+    target_faces: Optional[Path] = typer.Option(None, help="Face set of the target identity (for identity distance)."),
+    source_faces: Optional[Path] = typer.Option(None, help="Face set of the source identity (default: its video)."),
+    truth: Optional[Path] = typer.Option(None, help="Ground-truth swap video (from `dfjax synth`) for PSNR/SSIM."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
+    max_frames: Optional[int] = typer.Option(None, help="Only the first N frames."),
+    quiet: bool = QUIET,
+) -> None:
+    """Score a swap: identity distance, pose/landmark/gaze error, jitter, and PSNR/SSIM against ground truth."""
+    from dfjax.metrics import evaluate_swap as run_evaluation
+    from dfjax.metrics import format_table, save_report
+
+    with progress_bar("frames", quiet) as progress:
+        report = run_evaluation(source, swapped, target_faces=target_faces, source_faces=source_faces,
+                                truth_video=truth, max_frames=max_frames, progress=progress)
+    console.print(format_table(report), highlight=False)
+    if output:
+        save_report(report, output)
+        console.print(f"report written to {output}")
+
+
+@command
+def demo(
+    output: Path = typer.Option(Path("out/demo"), "--output", "-o", help="Where the demo writes everything."),
+    frames: int = typer.Option(240, help="Frames per synthetic video."),
+    steps: int = typer.Option(600, help="Training steps of the tiny swap model."),
+    quiet: bool = QUIET,
+) -> None:
+    """The whole pipeline on built-in synthetic data, on CPU, in a few minutes."""
+    from dfjax.demo import run_demo
+
+    with progress_bar("items", quiet) as progress:
+        made = run_demo(output, frames=frames, steps=steps, progress=progress)
+    _print_summary("dfjax demo", made)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

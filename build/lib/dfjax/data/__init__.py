@@ -1,0 +1,1 @@
+"""On-disk face sets, augmentation and procedural synthetic faces."""

@@ -1,0 +1,178 @@
+"""The on-disk face set: aligned crops, masks and per-face metadata, plus per-video alignments.
+
+Layout of a face-set folder (DESIGN.md, data flow step 2):
+
+    faceset.json      size, face type, coverage, mask kind, count, dfjax version
+    faces.npy         uint8 (N, S, S, 3), opened with mmap
+    masks.npy         uint8 (N, S, S), 0..255
+    meta.jsonl        one JSON object per face: source, frame, box, 68 landmarks (frame coords),
+                      the 2x3 alignment matrix, pose, gaze, blink, blur score
+    alignments/       one JSON file per source video, faces keyed by frame index, so `swap`
+                      can reuse the extraction instead of finding faces again
+
+The writer builds everything in a hidden temporary folder and renames it when closed without
+error, so an interrupted extraction never leaves a face set that looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from dfjax import __version__
+from dfjax.errors import UserError
+
+_CHUNK = 512
+
+
+def _json_default(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def dumps(obj) -> str:
+    """Compact JSON that accepts numpy arrays and scalars."""
+    return json.dumps(obj, default=_json_default, separators=(",", ":"))
+
+
+class FaceSetWriter:
+    """Collects faces and writes a face set atomically (context manager)."""
+
+    def __init__(self, path: str | Path, size: int, *, face_type: str = "face", coverage: float = 1.0,
+                 mask_kind: str = "extended", overwrite: bool = False, extra: dict | None = None):
+        self.path = Path(path)
+        if self.path.exists() and any(self.path.iterdir()) and not overwrite:
+            raise UserError(f"{self.path} already exists and is not empty; "
+                            "choose another output folder or pass --overwrite.")
+        self._tmp = self.path.with_name(f".{self.path.name}.partial")
+        try:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            (self._tmp / "alignments").mkdir(parents=True)
+        except OSError as exc:
+            raise UserError(f"cannot write {self.path} ({exc.strerror}); choose a writable folder.") from None
+        self.info = {"size": size, "face_type": face_type, "coverage": coverage,
+                     "mask_kind": mask_kind, "dfjax_version": __version__, **(extra or {})}
+        self.count = 0
+        self._faces: list[np.ndarray] = []
+        self._masks: list[np.ndarray] = []
+        self._chunks: list[Path] = []
+        self._meta = open(self._tmp / "meta.jsonl", "w")
+        self._alignment_names: set[str] = set()
+
+    def add(self, face: np.ndarray, mask: np.ndarray, meta: dict) -> int:
+        """Append one aligned face (S, S, 3) uint8 with its mask (S, S) uint8; returns its index."""
+        size = self.info["size"]
+        if face.shape != (size, size, 3) or mask.shape != (size, size):
+            raise ValueError(f"face {face.shape} / mask {mask.shape} do not match size {size}")
+        index = self.count
+        self._faces.append(face.astype(np.uint8, copy=False))
+        self._masks.append(mask.astype(np.uint8, copy=False))
+        self._meta.write(dumps({"index": index, **meta}) + "\n")
+        self.count += 1
+        if len(self._faces) >= _CHUNK:
+            self._flush()
+        return index
+
+    def add_alignments(self, source: str, video_info: dict, frames: dict[int, list[dict]]) -> Path:
+        """Write the per-frame faces of one source video to alignments/<name>.json."""
+        name = Path(source).stem
+        while name in self._alignment_names:
+            name += "_"
+        self._alignment_names.add(name)
+        target = self._tmp / "alignments" / f"{name}.json"
+        payload = {"source": str(source), "video": video_info,
+                   "faces": {str(k): v for k, v in sorted(frames.items())}}
+        target.write_text(dumps(payload))
+        return self.path / "alignments" / target.name
+
+    def _flush(self) -> None:
+        if not self._faces:
+            return
+        chunk = self._tmp / f"chunk{len(self._chunks):05d}.npz"
+        np.savez(chunk, faces=np.stack(self._faces), masks=np.stack(self._masks))
+        self._chunks.append(chunk)
+        self._faces, self._masks = [], []
+
+    def _finish(self) -> None:
+        self._flush()
+        self._meta.close()
+        size = self.info["size"]
+        faces = np.lib.format.open_memmap(self._tmp / "faces.npy", "w+", np.uint8, (self.count, size, size, 3))
+        masks = np.lib.format.open_memmap(self._tmp / "masks.npy", "w+", np.uint8, (self.count, size, size))
+        start = 0
+        for chunk in self._chunks:
+            with np.load(chunk) as data:
+                n = len(data["faces"])
+                faces[start:start + n] = data["faces"]
+                masks[start:start + n] = data["masks"]
+            start += n
+            chunk.unlink()
+        faces.flush(), masks.flush()
+        del faces, masks
+        (self._tmp / "faceset.json").write_text(json.dumps({**self.info, "count": self.count}, indent=1))
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self._tmp.rename(self.path)
+
+    def abort(self) -> None:
+        self._meta.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> "FaceSetWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self._finish()
+        else:
+            self.abort()
+
+
+class FaceSet:
+    """A face set opened for reading; faces and masks are memory-mapped."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        info_file = self.path / "faceset.json"
+        if not info_file.exists():
+            raise UserError(f"{self.path} is not a face set (no faceset.json); "
+                            "make one with `dfjax extract VIDEO -o FOLDER` or `dfjax synth`.")
+        self.info = json.loads(info_file.read_text())
+        self.faces = np.load(self.path / "faces.npy", mmap_mode="r")
+        self.masks = np.load(self.path / "masks.npy", mmap_mode="r")
+        with open(self.path / "meta.jsonl") as f:
+            self.meta = [json.loads(line) for line in f]
+        if not (len(self.faces) == len(self.masks) == len(self.meta) == self.info["count"]):
+            raise UserError(f"{self.path} is inconsistent (faces, masks and meta.jsonl differ in length); "
+                            "extract it again.")
+
+    @property
+    def size(self) -> int:
+        return int(self.info["size"])
+
+    def __len__(self) -> int:
+        return len(self.meta)
+
+    def landmarks(self) -> np.ndarray:
+        """(N, 68, 2) float32 landmarks in frame coordinates."""
+        return np.asarray([m["landmarks"] for m in self.meta], np.float32).reshape(len(self), 68, 2)
+
+    def matrices(self) -> np.ndarray:
+        """(N, 2, 3) alignment matrices (frame -> crop)."""
+        return np.asarray([m["matrix"] for m in self.meta], np.float64).reshape(len(self), 2, 3)
+
+    def alignment_files(self) -> list[Path]:
+        return sorted((self.path / "alignments").glob("*.json"))
+
+
+def load_alignments(path: str | Path) -> dict:
+    """One alignments file: {"source", "video", "faces": {frame index (int): [face, ...]}}."""
+    data = json.loads(Path(path).read_text())
+    data["faces"] = {int(k): v for k, v in data["faces"].items()}
+    return data

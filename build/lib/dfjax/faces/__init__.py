@@ -1,0 +1,1 @@
+"""Face detection, landmarks, alignment, masks, head pose and gaze."""

@@ -1,0 +1,233 @@
+"""The face-swap autoencoder: one shared encoder, one decoder per identity (faceswap / DeepFaceLab).
+
+Architectures (layer specs in shared/BENCHMARKS.md, PyTorch peer in shared/peers/torch_faceswap.py):
+
+- "original": faceswap's Original, 64 px, 94,455,560 parameters.
+- "sae128", "sae256": faceswap's DFL-SAE (df layout, encoder_dims 42, decoder_dims 21, ae_dims 512),
+  137,476,404 and 286,996,788 parameters.
+- "tiny": the "original" layout with every width divided by 8 (convs 16-128, dense 128, decoders
+  32-16-8), `tiny_res` px (64 by default); 1,481,448 parameters, trains on a CPU in minutes.
+- "liae_tiny": DeepFaceLab's LIAE at the "tiny" widths: a shared encoder, an `inter_ab` bottleneck
+  shared by both identities, an `inter_b` bottleneck that only B faces use, and ONE shared decoder
+  fed with [inter_b(z), inter_ab(z)] for B and [inter_ab(z), inter_ab(z)] for A (and for swaps);
+  2,255,748 parameters.
+
+Images are NHWC in [0, 1]; faces and masks come out of float32 sigmoids whatever `dtype` computes.
+Typical use::
+
+    model = FaceSwapAE("original", dtype=jnp.bfloat16)
+    params = model.init(key, x_a, x_b)["params"]          # both decoders in one init
+    out = model.apply({"params": params}, x_a, x_b)       # face_a, mask_a, face_b, mask_b
+    fake_b, mask = model.apply({"params": params}, x_a, "b", method=FaceSwapAE.swap)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+from dfjax.models.attention import SelfAttention
+from dfjax.models.blocks import Conv, Residual, Upscale
+
+Dtype = Any
+
+ARCHITECTURES = ("tiny", "original", "sae128", "sae256", "liae_tiny")
+SIDES = ("a", "b")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    res: int                       # input and output resolution
+    enc_dims: int                  # width of the first encoder conv; then x2, x4, x8
+    dense: int                     # bottleneck width
+    dense_ch: int                  # channels of the reshaped (res/16)^2 map after the second dense
+    up_ch: int                     # channels after the bottleneck's Up
+    decoder: str                   # "original" (Up chain) or "sae" (Up + Res + Res stages)
+    face_ch: tuple[int, int, int]
+    mask_ch: tuple[int, int, int]
+    liae: bool = False
+
+
+def _spec(arch: str, tiny_res: int = 64) -> _Spec:
+    if arch == "original":
+        return _Spec(64, 128, 1024, 1024, 512, "original", (256, 128, 64), (256, 128, 64))
+    if arch in ("sae128", "sae256"):
+        return _Spec(int(arch[3:]), 126, 512, 512, 512, "sae", (504, 252, 126), (168, 84, 42))
+    if arch in ("tiny", "liae_tiny"):
+        if tiny_res % 16 or tiny_res < 16:
+            raise ValueError(f"tiny_res must be a multiple of 16, got {tiny_res}")
+        return _Spec(tiny_res, 16, 128, 128, 64, "original", (32, 16, 8), (32, 16, 8),
+                     liae=arch == "liae_tiny")
+    raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+
+
+def resolution(arch: str, tiny_res: int = 64) -> int:
+    """Input (and output) size in pixels of `arch`; `tiny_res` applies to the tiny ones."""
+    return _spec(arch, tiny_res).res
+
+
+class Bottleneck(nn.Module):
+    """Dense -> Dense -> reshape to (res/16)^2 x dense_ch -> Up(up_ch), on a flattened code."""
+
+    spec: _Spec
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, flat: jax.Array) -> jax.Array:
+        s, r = self.spec, self.spec.res // 16
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        x = nn.Dense(s.dense, name="dense1", **kw)(flat)
+        x = nn.Dense(r * r * s.dense_ch, name="dense2", **kw)(x)
+        x = x.reshape(x.shape[0], r, r, s.dense_ch)
+        return Upscale(s.up_ch, name="up", **kw)(x)
+
+
+class Encoder(nn.Module):
+    """Four Conv(5, 2) + LeakyReLU(0.1), flattened in NHWC order; then the bottleneck unless LIAE."""
+
+    spec: _Spec
+    bottleneck: bool = True
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        s = self.spec
+        if x.shape[1:3] != (s.res, s.res):
+            raise ValueError(f"this model takes {s.res}x{s.res} faces, got {x.shape[1]}x{x.shape[2]}")
+        x = x.astype(self.dtype)
+        for i, m in enumerate((1, 2, 4, 8)):
+            x = Conv(s.enc_dims * m, 5, 2, dtype=self.dtype, param_dtype=self.param_dtype,
+                     name=f"conv{i}")(x)
+            x = nn.leaky_relu(x, 0.1)
+        x = x.reshape(x.shape[0], -1)
+        if self.bottleneck:
+            x = Bottleneck(s, self.dtype, self.param_dtype, name="bottleneck")(x)
+        return x
+
+
+class Decoder(nn.Module):
+    """A face head (3 channels) and a mask head (1 channel), each ending in a float32 sigmoid.
+
+    With `attention_res` set, a SAGAN self-attention block runs on the face head's feature map at
+    that resolution (the code's resolution, or after any of its three upscales). Its attention
+    matrix is (res^2)^2 per image: 64 MiB in float32 at 64 x 64, so keep it at 32 or below for
+    large batches.
+    """
+
+    spec: _Spec
+    attention_res: int | None = None
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+        s = self.spec
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        valid = [z.shape[1] * 2 ** k for k in range(4)]
+        if self.attention_res is not None and self.attention_res not in valid:
+            raise ValueError(f"attention_res must be one of {valid} for this model, "
+                             f"got {self.attention_res}")
+
+        def attend(x: jax.Array) -> jax.Array:
+            if x.shape[1] == self.attention_res:
+                x = SelfAttention(name="face_attention", **kw)(x)
+            return x
+
+        x = attend(z)
+        for i, c in enumerate(s.face_ch):
+            if s.decoder == "sae":
+                x = nn.leaky_relu(Upscale(c, activation=False, name=f"face_up{i}", **kw)(x), 0.2)
+                x = Residual(c, name=f"face_res{i}a", **kw)(x)
+                x = Residual(c, name=f"face_res{i}b", **kw)(x)
+            else:
+                x = Upscale(c, name=f"face_up{i}", **kw)(x)
+            x = attend(x)
+        face = Conv(3, 5, 1, name="face_out", **kw)(x)
+
+        m = z
+        for i, c in enumerate(s.mask_ch):
+            m = Upscale(c, name=f"mask_up{i}", **kw)(m)
+        mask = Conv(1, 5, 1, name="mask_out", **kw)(m)
+        return nn.sigmoid(face.astype(jnp.float32)), nn.sigmoid(mask.astype(jnp.float32))
+
+
+class FaceSwapAE(nn.Module):
+    """Shared encoder, decoder A and decoder B (or LIAE's intermediates and shared decoder).
+
+    `cond_channels` is reserved for the conditioning branch (pose, gaze, mask) and must be 0 for now.
+    """
+
+    arch: str = "original"
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+    attention_res: int | None = None
+    cond_channels: int = 0
+    tiny_res: int = 64
+
+    def setup(self) -> None:
+        if self.cond_channels:
+            raise NotImplementedError("the conditioning branch is not built yet: use cond_channels=0")
+        spec = _spec(self.arch, self.tiny_res)
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        self.encoder = Encoder(spec, bottleneck=not spec.liae, **kw)
+        if spec.liae:
+            self.inter_ab = Bottleneck(spec, **kw)
+            self.inter_b = Bottleneck(spec, **kw)
+            self.decoder = Decoder(spec, self.attention_res, **kw)
+        else:
+            self.decoder_a = Decoder(spec, self.attention_res, **kw)
+            self.decoder_b = Decoder(spec, self.attention_res, **kw)
+
+    @property
+    def resolution(self) -> int:
+        """Input and output size in pixels."""
+        return resolution(self.arch, self.tiny_res)
+
+    def encode(self, x: jax.Array) -> jax.Array:
+        """Faces (N, R, R, 3) in [0, 1] -> the shared code (a feature map; flat for LIAE)."""
+        return self.encoder(x)
+
+    def decode(self, z: jax.Array, side: str) -> tuple[jax.Array, jax.Array]:
+        """Code -> (face (N, R, R, 3), mask (N, R, R, 1)) as identity `side` ("a" or "b")."""
+        if side not in SIDES:
+            raise ValueError(f"side must be 'a' or 'b', got {side!r}")
+        if _spec(self.arch, self.tiny_res).liae:
+            shared = self.inter_ab(z)
+            own = shared if side == "a" else self.inter_b(z)
+            return self.decoder(jnp.concatenate([own, shared], axis=-1))
+        return (self.decoder_a if side == "a" else self.decoder_b)(z)
+
+    def __call__(self, x_a: jax.Array, x_b: jax.Array) -> dict[str, jax.Array]:
+        """The training forward pass: A through decoder A, B through decoder B.
+
+        The shared encoder runs once per side rather than on the concatenated batch: with the batch
+        sharded over devices, concatenating and splitting would move rows between devices.
+        """
+        face_a, mask_a = self.decode(self.encode(x_a), "a")
+        face_b, mask_b = self.decode(self.encode(x_b), "b")
+        return dict(face_a=face_a, mask_a=mask_a, face_b=face_b, mask_b=mask_b)
+
+    def swap(self, x: jax.Array, to: str) -> tuple[jax.Array, jax.Array]:
+        """Render the faces `x` as identity `to`: decode(encode(x), to)."""
+        return self.decode(self.encode(x), to)
+
+
+def count_params(tree: Any) -> int:
+    """Number of scalars in a pytree of arrays or ShapeDtypeStructs."""
+    return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def param_count(arch: str, **fields: Any) -> int:
+    """Exact parameter count of `FaceSwapAE(arch, **fields)`, via `jax.eval_shape` (no memory)."""
+    model = FaceSwapAE(arch, **fields)
+    r = model.resolution
+    x = jax.ShapeDtypeStruct((1, r, r, 3), jnp.float32)
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), x, x)
+    return count_params(shapes["params"])

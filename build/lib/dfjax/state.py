@@ -1,0 +1,119 @@
+"""The swap model, its optimizers and the train state, built from a config; and a trained model
+loaded back from its workdir for inference (swap, evaluation).
+
+The train state is a plain dict of pytrees: step, params, opt_state, ema (of the generator),
+bad_steps, and with a GAN the discriminators' params, spectral-norm stats and optimizer state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from dfjax.checkpoint import Checkpointer
+from dfjax.config import load_saved_config
+from dfjax.errors import UserError
+from dfjax.models.autoencoder import FaceSwapAE, resolution
+from dfjax.models.discriminator import PatchDiscriminator
+
+SIDES = ("a", "b")
+
+
+def build_models(config: ml_collections.ConfigDict):
+    dtype = jnp.dtype(config.model.dtype)
+    generator = FaceSwapAE(arch=config.model.arch, dtype=dtype, param_dtype=jnp.float32,
+                           attention_res=config.model.attention_res or None, tiny_res=config.model.tiny_res)
+    discriminator = None
+    if config.gan.enabled:
+        discriminator = PatchDiscriminator(features=config.gan.features, n_layers=config.gan.n_layers,
+                                           spectral_norm=config.gan.spectral_norm,
+                                           attention_res=config.gan.attention_res or None,
+                                           dtype=dtype, param_dtype=jnp.float32)
+    return generator, discriminator
+
+
+def build_optimizer(train: ml_collections.ConfigDict, lr: float) -> optax.GradientTransformation:
+    if train.schedule == "constant":
+        schedule = optax.constant_schedule(lr)
+    elif train.schedule == "cosine":
+        schedule = optax.cosine_decay_schedule(lr, train.steps)
+    elif train.schedule == "warmup_cosine":
+        schedule = optax.warmup_cosine_decay_schedule(0.0, lr, train.warmup_steps, train.steps)
+    else:
+        raise UserError(f"train.schedule={train.schedule!r} is unknown; use constant, cosine or warmup_cosine.")
+    optimizers = {"adam": optax.adam, "adamw": optax.adamw}
+    if train.optimizer not in optimizers:
+        raise UserError(f"train.optimizer={train.optimizer!r} is unknown; use adam or adamw.")
+    chain = [optax.clip_by_global_norm(train.grad_clip)] if train.grad_clip else []
+    return optax.chain(*chain, optimizers[train.optimizer](schedule, b1=train.b1, b2=train.b2))
+
+
+def init_state(config, generator, discriminator, g_opt, d_opt, res: int) -> dict:
+    """Initial train state (a plain dict); call under jit with out_shardings to create it sharded."""
+    key = jax.random.key(config.seed)
+    k_g, k_d = jax.random.split(key)
+    dummy = jnp.zeros((1, res, res, 3), jnp.float32)
+    params = generator.init(k_g, dummy, dummy)["params"]
+    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": g_opt.init(params),
+             "ema": params, "bad_steps": jnp.zeros((), jnp.int32)}
+    if discriminator is not None:
+        d_vars = {side: discriminator.init(jax.random.fold_in(k_d, i), dummy) for i, side in enumerate(SIDES)}
+        d_params = {side: v["params"] for side, v in d_vars.items()}
+        state.update(d_params=d_params, d_stats={side: v.get("batch_stats", {}) for side, v in d_vars.items()},
+                     d_opt_state=d_opt.init(d_params))
+    return state
+
+
+def abstract_state(config):
+    """Shapes and dtypes of the train state of `config` (no memory used)."""
+    generator, discriminator = build_models(config)
+    g_opt = build_optimizer(config.train, config.train.lr)
+    d_opt = build_optimizer(config.train, config.gan.lr)
+    res = resolution(config.model.arch, config.model.tiny_res)
+    return jax.eval_shape(partial(init_state, config, generator, discriminator, g_opt, d_opt, res))
+
+
+@dataclass
+class TrainedModel:
+    """A generator ready for inference: module, (EMA) parameters, resolution, and where it came from."""
+
+    generator: FaceSwapAE
+    params: dict
+    resolution: int
+    config: ml_collections.ConfigDict
+    step: int
+    workdir: str
+    config_hash: str
+
+
+def load_trained(workdir: str | Path, use_ema: bool = True) -> TrainedModel:
+    """The generator of the latest checkpoint in a `dfjax train` workdir, on the default device."""
+    workdir = Path(workdir)
+    saved = workdir / "config.json"
+    if not saved.exists():
+        raise UserError(f"{workdir} is not a dfjax train workdir (no config.json); pass the --workdir of a training run.")
+    checkpointer = Checkpointer(workdir / "checkpoints")
+    if checkpointer.latest_step() is None:
+        checkpointer.close()
+        raise UserError(f"{workdir} has no checkpoint yet; train first with `dfjax train --workdir {workdir}`.")
+    config = load_saved_config(saved)
+    config.model.dtype = "float32" if jax.default_backend() == "cpu" else config.model.dtype
+    abstract = abstract_state(config)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    try:
+        state = checkpointer.restore(abstract, jax.tree.map(lambda _: device, abstract))
+    finally:
+        checkpointer.close()
+    generator, _ = build_models(config)
+    text = json.dumps(json.loads(saved.read_text()), sort_keys=True)
+    return TrainedModel(generator, state["ema"] if use_ema else state["params"],
+                        resolution(config.model.arch, config.model.tiny_res), config, int(state["step"]),
+                        str(workdir), hashlib.sha256(text.encode()).hexdigest()[:16])

@@ -1,0 +1,276 @@
+"""`dfjax swap`: a trained model turns faces of one identity into the other, in images and videos.
+
+For a video the main process decodes and hands stretches of frames to worker processes that find,
+track, smooth and align faces (the `extract` code); meanwhile it runs batched, jitted inference on
+the faces already found, colour-matches, masks and pastes them back, and encodes. Every output says
+exactly what was changed: beside `OUT.mp4` it writes `OUT.masks.mkv` (lossless per-frame manipulation
+masks in frame coordinates) and `OUT.json` (per frame: manipulated or not, face boxes; the model),
+and the container carries a provenance tag saying the video is synthetic and made by dfjax.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dfjax import __version__, convert, media
+from dfjax.data.faceset import dumps
+from dfjax.errors import UserError
+from dfjax.extract import (ExtractOptions, collect_inputs, describe_face, face_finders, identity_descriptor,
+                           video_faces)
+from dfjax.faces.align import alignment_matrix, transform_points, warp_face
+from dfjax.state import TrainedModel, load_trained
+
+DIRECTIONS = {"a2b": "b", "b2a": "a"}
+BATCH_SIZES = (1, 8, 32)  # inference shapes: a batch is padded up to one of these, so nothing recompiles
+
+
+@dataclass(frozen=True)
+class SwapOptions:
+    direction: str = "a2b"
+    mask: str = "intersection"  # model | landmarks | intersection
+    erode: int = 0              # pixels at the model's resolution (negative dilates)
+    feather: int = 3
+    color: str = "reinhard"     # none | reinhard | histogram
+    blend: str = "alpha"        # alpha | seamless
+    crf: int = 18
+    lossless: bool = False
+    watermark: bool = False
+    every_n: int = 10
+    workers: int = 0
+
+
+def provenance(model: TrainedModel, direction: str) -> dict[str, str]:
+    """The metadata every swapped file carries: it is synthetic, made by dfjax, with which model."""
+    return {"comment": f"SYNTHETIC: face-swapped by dfjax {__version__} ({direction}); not a real recording",
+            "dfjax_synthetic": "true", "dfjax_version": __version__, "dfjax_direction": direction,
+            "dfjax_model": os.path.abspath(model.workdir), "dfjax_model_step": str(model.step),
+            "dfjax_config_hash": model.config_hash}
+
+
+def crop_settings(model: TrainedModel) -> tuple[str, float]:
+    """Face type and coverage of the crops the model was trained on (from its face set)."""
+    path = Path(model.config.data.a) if model.config.data.a else Path(model.workdir) / "synth" / "facesets" / "a"
+    info_file = path / "faceset.json"
+    if info_file.exists():
+        info = json.loads(info_file.read_text())
+        return info.get("face_type", "face"), float(info.get("coverage", 1.0))
+    return "face", 1.0
+
+
+class Swapper:
+    """Batched inference plus per-face conversion (mask, colour, paste-back) for one model."""
+
+    def __init__(self, model: TrainedModel, options: SwapOptions):
+        if options.direction not in DIRECTIONS:
+            raise UserError(f"--direction {options.direction!r} is unknown; use a2b or b2a.")
+        for value, allowed, name in ((options.mask, convert.MASK_SOURCES, "--mask"),
+                                     (options.color, convert.COLOR_MODES, "--color")):
+            if value not in allowed:
+                raise UserError(f"{name} {value!r} is unknown; choose one of {', '.join(allowed)}.")
+        self.model, self.options = model, options
+        target = DIRECTIONS[options.direction]
+        generator = model.generator
+
+        @jax.jit
+        def infer(params, faces):
+            face, mask = generator.apply({"params": params}, faces, target, method=generator.swap)
+            return face, mask[..., 0]
+
+        self._infer = infer
+
+    def generate(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Generated faces (uint8) and model masks (float) for aligned crops, in fixed-size batches."""
+        faces, masks = [], []
+        for start in range(0, len(crops), BATCH_SIZES[-1]):
+            chunk = np.stack(crops[start:start + BATCH_SIZES[-1]])
+            size = next(b for b in BATCH_SIZES if b >= len(chunk))
+            padded = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+            face, mask = jax.device_get(self._infer(self.model.params, jnp.asarray(padded, jnp.float32) / 255.0))
+            faces.append((np.clip(face[: len(chunk)], 0, 1) * 255).round().astype(np.uint8))
+            masks.append(np.asarray(mask[: len(chunk)], np.float32))
+        return np.concatenate(faces), np.concatenate(masks)
+
+    def composite(self, frame: np.ndarray, crop: np.ndarray, generated: np.ndarray, model_mask: np.ndarray,
+                  meta: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Paste one generated face into its frame; returns (frame, manipulation mask uint8)."""
+        o = self.options
+        matrix = np.asarray(meta["matrix"], np.float64)
+        size = crop.shape[0]
+        landmarks_crop = transform_points(np.asarray(meta["landmarks"], np.float64), matrix)
+        mask = convert.refine_mask(convert.face_mask(model_mask, landmarks_crop, size, o.mask), o.erode, o.feather)
+        face = convert.match_color(generated, crop, mask, o.color)
+        return convert.paste_back(frame, face, mask, matrix, o.blend)
+
+    def frames(self, items: Iterable[tuple[int, np.ndarray, list]]) -> Iterator[tuple[int, np.ndarray, np.ndarray, list]]:
+        """For (index, frame, faces) in order, yield (index, output frame, mask, face boxes), batching faces."""
+        pending: list = []
+
+        def flush():
+            crops = [crop for _, _, found in pending for crop, _, _ in found]
+            generated, masks = self.generate(crops) if crops else ([], [])
+            k = 0
+            for index, frame, found in pending:
+                out, frame_mask, boxes = frame, np.zeros(frame.shape[:2], np.uint8), []
+                for crop, _, meta in found:
+                    out, face_mask = self.composite(out, crop, generated[k], masks[k], meta)
+                    frame_mask = np.maximum(frame_mask, face_mask)
+                    boxes.append([round(float(v), 1) for v in meta["box"]])
+                    k += 1
+                if self.options.watermark and boxes:
+                    out = convert.watermark(out)
+                    frame_mask = np.where(np.any(out != frame, axis=-1), 255, frame_mask).astype(np.uint8)
+                yield index, out, frame_mask, boxes
+            pending.clear()
+
+        for item in items:
+            pending.append(item)
+            if sum(len(found) for _, _, found in pending) >= BATCH_SIZES[-1]:
+                yield from flush()
+        yield from flush()
+
+
+def find_alignments(video: Path, alignments: Path) -> dict:
+    """The alignments of `video` from a face-set folder (matched by source path, then name) or a .json file."""
+    from dfjax.data.faceset import load_alignments
+
+    files = sorted((alignments / "alignments").glob("*.json")) if alignments.is_dir() else [alignments]
+    loaded = [load_alignments(f) for f in files if f.exists()]
+    for match in (lambda d: Path(d["source"]).resolve() == video.resolve(), lambda d: Path(d["source"]).name == video.name):
+        for data in loaded:
+            if match(data):
+                return data
+    raise UserError(f"{alignments} has no alignments for {video}; run `dfjax extract {video} -o FACESET` "
+                    "and pass that face set, or leave out --alignments to find faces live.")
+
+
+def aligned_faces(path: Path, alignments: dict, finder: ExtractOptions):
+    """(index, frame, [(crop, None, meta)]) from stored alignments: no detection, the extraction's landmarks."""
+    for index, frame in media.iter_frames(path):
+        found = []
+        for face in alignments["faces"].get(index, [])[:1]:
+            landmarks = np.asarray(face["landmarks"], np.float32)
+            matrix = alignment_matrix(landmarks, finder.size, finder.face_type, finder.coverage)
+            found.append((warp_face(frame, matrix, finder.size), None,
+                          {"landmarks": landmarks, "matrix": matrix, "box": face["box"]}))
+        yield index, frame, found
+
+
+def _outputs(output: Path) -> tuple[Path, Path]:
+    return output.with_suffix(".masks.mkv"), output.with_suffix(".json")
+
+
+def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=None,
+               alignments: Path | None = None) -> dict:
+    o, model = swapper.options, swapper.model
+    info = media.probe(path)
+    face_type, coverage = crop_settings(model)
+    finder = ExtractOptions(size=model.resolution, face_type=face_type, coverage=coverage, every_n=o.every_n,
+                            workers=o.workers)
+    masks_path, sidecar_path = _outputs(output)
+    tag = provenance(model, o.direction)
+    task = progress.add_task("swap", total=info.frames) if progress else None
+    records, started = [], time.perf_counter()
+    reference = identity_descriptor(identity) if identity else None
+    stored = find_alignments(path, alignments) if alignments else None
+    with media.VideoWriter(output, info.fps, info.width, info.height, crf=o.crf, lossless=o.lossless,
+                           metadata=tag, audio_from=path) as writer, \
+            media.VideoWriter(masks_path, info.fps, info.width, info.height, gray=True, metadata=tag) as mask_writer, \
+            (contextlib.nullcontext((None, 0)) if stored else face_finders(finder, reference)) as (pool, workers):
+        faces = aligned_faces(path, stored, finder) if stored else video_faces(pool, workers, path, info)
+        for index, frame, mask, boxes in swapper.frames(faces):
+            writer.write(frame)
+            mask_writer.write(mask)
+            records.append({"index": index, "manipulated": bool(boxes), "faces": [{"box": b} for b in boxes]})
+            if progress:
+                progress.advance(task)
+    seconds = time.perf_counter() - started
+    swapped = sum(r["manipulated"] for r in records)
+    sidecar = {"source": str(path), "output": str(output), "masks": str(masks_path), "direction": o.direction,
+               "model": {"workdir": os.path.abspath(model.workdir), "step": model.step,
+                         "config_hash": model.config_hash, "arch": model.config.model.arch},
+               "options": asdict(o), "provenance": tag, "video": info.as_dict(), "frames": records}
+    tmp = sidecar_path.with_name(f".{sidecar_path.name}.partial")
+    tmp.write_text(dumps(sidecar))
+    os.replace(tmp, sidecar_path)
+    return {"output": str(output), "masks": str(masks_path), "sidecar": str(sidecar_path), "frames": len(records),
+            "frames_swapped": swapped, "frames_passed_through": len(records) - swapped,
+            "faces_from": "alignments" if stored else "live detection",
+            "seconds": round(seconds, 2), "frames_per_second": round(len(records) / max(seconds, 1e-9), 1)}
+
+
+def swap(inputs: Path, output: Path, model_dir: Path, options: SwapOptions = SwapOptions(), *,
+         identity: Path | None = None, alignments: Path | None = None, progress=None) -> dict:
+    """Swap the faces of a video, an image or a folder of images; returns a summary."""
+    videos, images = collect_inputs([inputs])
+    folder = output if inputs.is_dir() else output.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot write {output} ({exc.strerror}); choose a writable output path.") from None
+    model = load_trained(model_dir)
+    swapper = Swapper(model, options)
+    if videos:
+        if len(videos) > 1 or images:
+            raise UserError(f"{inputs} holds several videos; swap one video at a time.")
+        if not media.is_video(output):
+            raise UserError(f"output {output} must be a video file (.mp4) for a video input; fix -o.")
+        try:
+            return swap_video(swapper, videos[0], output, identity, progress, alignments)
+        except BaseException:
+            for leftover in _outputs(output):
+                leftover.unlink(missing_ok=True)
+            raise
+    return swap_images(swapper, images, inputs, output, identity, progress)
+
+
+def swap_images(swapper: Swapper, images: list[Path], inputs: Path, output: Path, identity, progress=None) -> dict:
+    """Images: one output image each (a single image -> OUTPUT; a folder -> OUTPUT/name.png), plus sidecar."""
+    from dfjax.faces.detect import FaceDetector
+    from dfjax.faces.landmarks import LandmarkPredictor
+    from dfjax.faces.track import FaceTracker
+
+    model, o = swapper.model, swapper.options
+    face_type, coverage = crop_settings(model)
+    finder = ExtractOptions(size=model.resolution, face_type=face_type, coverage=coverage)
+    reference = identity_descriptor(identity) if identity else None
+    detector, predictor = FaceDetector(upsample=1), LandmarkPredictor()
+    encoder = None
+    if reference is not None:
+        from dfjax.faces.identity import FaceEncoder
+
+        encoder = FaceEncoder()
+    single = len(images) == 1 and not inputs.is_dir()
+    if single and not media.is_image(output):
+        raise UserError(f"output {output} must be an image file (.png or .jpg) for an image input; fix -o.")
+    tag = provenance(model, o.direction)
+    records = []
+    for path in images:
+        frame = media.read_image(path)
+        tracker = FaceTracker(detector, predictor, every_n=1, identity=reference, encoder=encoder, smoothing=False)
+        face, _ = tracker(frame, 0)
+        found = []
+        if face is not None:
+            crop, mask, meta = describe_face(frame, face, finder)
+            found = [(crop, mask, meta)]
+        _, out, frame_mask, boxes = next(swapper.frames([(0, frame, found)]))
+        target = output if single else output / f"{path.stem}.png"
+        media.write_image(target, out, tag)
+        media.write_image(target.with_name(f"{target.stem}.mask.png"), frame_mask)
+        records.append({"source": str(path), "output": str(target), "manipulated": bool(boxes),
+                        "faces": [{"box": b} for b in boxes]})
+    sidecar = (output.with_suffix(".json") if single else output / "swap.json")
+    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    sidecar.write_text(dumps({"direction": o.direction, "provenance": tag, "images": records}))
+    swapped = sum(r["manipulated"] for r in records)
+    return {"output": str(output), "sidecar": str(sidecar), "images": len(records), "images_swapped": swapped,
+            "images_passed_through": len(records) - swapped}

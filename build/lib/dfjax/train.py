@@ -1,0 +1,295 @@
+"""`dfjax train`: the shared-encoder / two-decoder swap model, data-parallel over every device.
+
+One readable file in sections (big_vision style): mesh and data, model and optimizer, the pure
+update step, checkpoints, and the loop. The state is a plain dict of pytrees; the step is jitted
+with explicit shardings and donated state; randomness is `fold_in(seed key, step)`, so a resumed
+run draws exactly the batches an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from dfjax import losses, parallel
+from dfjax.checkpoint import Checkpointer
+from dfjax.config import save_config
+from dfjax.data.augment import AugmentConfig, augment_batch, sample_indices
+from dfjax.data.loader import HostLoader
+from dfjax.data.training_set import Side, load_side, synthetic_facesets
+from dfjax.errors import UserError
+from dfjax.models.autoencoder import resolution
+from dfjax.previews import make_previewer, write_preview
+from dfjax.state import SIDES, build_models, build_optimizer, init_state
+
+# ----------------------------------------------------------------------------- the update step
+
+def _side_batch(key, data, side: str, batch: int, augment: AugmentConfig, res: int, sharding):
+    """Augmented batch of one side: sampled by index from the face set on the device, or (when the
+    set streams from the host) the uint8 batch the host loader delivered."""
+    k_idx, k_aug = jax.random.split(key)
+    if f"stream_faces_{side}" in data:
+        return augment_batch(k_aug, data[f"stream_faces_{side}"], data[f"stream_maps_{side}"], augment, res)
+    faces, maps = data[f"faces_{side}"], data[f"maps_{side}"]
+    idx = jax.lax.with_sharding_constraint(sample_indices(k_idx, faces.shape[0], batch), sharding)
+    return augment_batch(k_aug, faces[idx], maps[idx], augment, res)
+
+
+def _reconstruction(config, face, target, maps, vgg=None, vgg_params=None):
+    """Weighted reconstruction loss: eye/mouth priority, and (faceswap's penalised mask loss)
+    pixels outside the face mask counted at `loss.outside_mask_weight`."""
+    mask = maps[..., :1]
+    weights = (1.0 + (config.data.eye_weight - 1.0) * maps[..., 1:2] + (config.data.mouth_weight - 1.0) * maps[..., 2:3])
+    weights = weights * (config.loss.outside_mask_weight + (1.0 - config.loss.outside_mask_weight) * mask)
+    perceptual = 0.0
+    if vgg is not None:
+        perceptual = losses.perceptual_loss(vgg.apply({"params": vgg_params}, face),
+                                            vgg.apply({"params": vgg_params}, target))
+    terms = {"perceptual": perceptual,
+             "l1": losses.l1(face, target, weights) if config.loss.l1 else 0.0,
+             "mse": losses.mse(face, target, weights) if config.loss.mse else 0.0,
+             "ssim": losses.ssim_loss(face, target) if config.loss.ssim else 0.0,
+             "ms_ssim": losses.ms_ssim_loss(face, target) if config.loss.ms_ssim else 0.0,
+             "ffl": losses.focal_frequency_loss(face, target) if config.loss.ffl else 0.0}
+    return sum(config.loss[name] * value for name, value in terms.items())
+
+
+def train_step(state, data, *, config, generator, discriminator, g_opt, d_opt, augment, res, batch_sharding,
+               vgg=None):
+    """One update of generator (and discriminators); skips the update when anything is non-finite."""
+    key = jax.random.fold_in(jax.random.key(config.seed), state["step"])
+    keys = dict(zip(SIDES, jax.random.split(key, 2)))
+    batch = {s: _side_batch(keys[s], data, s, config.train.batch_per_side, augment, res, batch_sharding)
+             for s in SIDES}
+    vgg_params = data.get("vgg")
+    gan = losses.gan_losses(config.gan.objective) if discriminator is not None else None
+
+    def generator_loss(params):
+        out = generator.apply({"params": params}, batch["a"]["inputs"], batch["b"]["inputs"])
+        metrics, total = {}, 0.0
+        for s in SIDES:
+            target, maps = batch[s]["targets"], batch[s]["target_masks"]
+            rec = _reconstruction(config, out[f"face_{s}"], target, maps, vgg, vgg_params)
+            mask = losses.mask_loss(out[f"mask_{s}"], maps[..., :1])
+            metrics[f"rec_{s}"], metrics[f"mask_{s}"] = rec, mask
+            total += rec + config.loss.mask * mask
+            if gan is not None:
+                logits, _ = discriminator.apply({"params": state["d_params"][s], "batch_stats": state["d_stats"][s]},
+                                                out[f"face_{s}"], update_stats=False, mutable=["batch_stats"])
+                metrics[f"g_adv_{s}"] = gan[1](logits)
+                total += config.gan.weight * metrics[f"g_adv_{s}"]
+        return total, (metrics, out)
+
+    (loss, (metrics, out)), grads = jax.value_and_grad(generator_loss, has_aux=True)(state["params"])
+    updates, opt_state = g_opt.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    new = {"params": params, "opt_state": opt_state,
+           "ema": optax.incremental_update(params, state["ema"], 1.0 - config.train.ema_decay)}
+    finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
+
+    if discriminator is not None:
+        def disc_loss(d_params):
+            total, stats = 0.0, {}
+            for s in SIDES:
+                both = jnp.concatenate([batch[s]["targets"], jax.lax.stop_gradient(out[f"face_{s}"])])
+                logits, new_vars = discriminator.apply({"params": d_params[s], "batch_stats": state["d_stats"][s]},
+                                                       both, update_stats=True, mutable=["batch_stats"])
+                real, fake = jnp.split(logits, 2)
+                total += gan[0](real, fake)
+                stats[s] = new_vars["batch_stats"]
+            return total, stats
+
+        (d_loss, d_stats), d_grads = jax.value_and_grad(disc_loss, has_aux=True)(state["d_params"])
+        d_updates, d_opt_state = d_opt.update(d_grads, state["d_opt_state"], state["d_params"])
+        new.update(d_params=optax.apply_updates(state["d_params"], d_updates), d_stats=d_stats, d_opt_state=d_opt_state)
+        metrics["d_loss"] = d_loss
+        finite &= jnp.isfinite(d_loss) & jnp.isfinite(optax.tree.norm(d_grads))
+
+    kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, {k: state[k] for k in new})
+    state = {**state, **kept, "step": state["step"] + 1,
+             "bad_steps": jnp.where(finite, 0, state["bad_steps"] + 1)}
+    metrics.update(loss=loss, grad_norm=optax.tree.norm(grads), bad_steps=state["bad_steps"])
+    return state, metrics
+
+
+# ----------------------------------------------------------------------------- the loop
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM so the loop can save a checkpoint and leave cleanly."""
+
+    def __init__(self):
+        self.raised = None
+        self._old = {sig: signal.signal(sig, self._set) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _set(self, signum, _frame):
+        self.raised = signal.Signals(signum).name
+
+    def restore(self):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def load_perceptual(config, mesh):
+    """The fixed VGG16 feature extractor for the perceptual loss, from the file the user named."""
+    path = config.loss.vgg16_weights
+    if not path:
+        raise UserError("loss.perceptual > 0 needs VGG16 weights: --set loss.vgg16_weights=PATH (.npz or .h5).")
+    try:
+        weights = losses.load_vgg16_weights(path)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"cannot use VGG16 weights {path}: {exc}; pass a Keras .h5 or an .npz of VGG16.") from None
+    vgg = losses.PerceptualVGG16(preprocess=weights.preprocess, dtype=jnp.dtype(config.model.dtype))
+    return vgg, jax.tree.map(lambda x: parallel.put_replicated(x, mesh), weights.params)
+
+
+def resolve_sides(config, workdir: Path, progress=None) -> dict[str, Side]:
+    a, b = config.data.a, config.data.b
+    if bool(a) != bool(b):
+        raise UserError("give both --a and --b face sets, or neither to train on synthetic data.")
+    if not a:
+        a, b = synthetic_facesets(workdir, config.data.synth_frames, config.data.synth_size, progress)
+    cache = None if config.data.on_device else workdir / "cache"
+    return {"a": load_side("a", a, cache), "b": load_side("b", b, cache)}
+
+
+def prepare_workdir(workdir: Path, config) -> None:
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to workdir {workdir} ({exc.strerror}); choose a writable folder.") from None
+    saved = workdir / "config.json"
+    if saved.exists():
+        previous = json.loads(saved.read_text())
+        if previous.get("model") != json.loads(json.dumps(config.model.to_dict())):
+            raise UserError(f"{workdir} holds a checkpoint of a different model ({previous.get('model')}); "
+                            "use a new --workdir or the same --config.")
+    if jax.process_index() == 0:
+        save_config(config, saved)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *, progress=None) -> dict:
+    """Train (or resume) in `workdir` until config.train.steps; returns a summary dict."""
+    workdir = Path(workdir)
+    prepare_workdir(workdir, config)
+    mesh = parallel.make_mesh()
+    parallel.check_batch(config.train.batch_per_side, mesh)
+    res = resolution(config.model.arch, config.model.tiny_res)
+    sides = resolve_sides(config, workdir, progress)
+    rep, shard = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+    data, data_sharding, loaders = {}, {}, {}
+    for s, side in sides.items():
+        if config.data.on_device:
+            data[f"faces_{s}"] = parallel.put_replicated(side.faces, mesh)
+            data[f"maps_{s}"] = parallel.put_replicated(side.maps, mesh)
+            data_sharding[f"faces_{s}"] = data_sharding[f"maps_{s}"] = rep
+        else:
+            data_sharding[f"stream_faces_{s}"] = data_sharding[f"stream_maps_{s}"] = shard
+    vgg = None
+    if config.loss.perceptual:
+        vgg, data["vgg"] = load_perceptual(config, mesh)
+        data_sharding["vgg"] = rep
+
+    generator, discriminator = build_models(config)
+    g_opt = build_optimizer(config.train, config.train.lr)
+    d_opt = build_optimizer(config.train, config.gan.lr)
+    init = partial(init_state, config, generator, discriminator, g_opt, d_opt, res)
+    abstract = jax.eval_shape(init)
+    state_sharding = jax.tree.map(lambda _: rep, abstract)
+    augment = AugmentConfig.from_dict(config.data.augment.to_dict())
+    step_fn = jax.jit(partial(train_step, config=config, generator=generator, discriminator=discriminator,
+                              g_opt=g_opt, d_opt=d_opt, augment=augment, res=res, batch_sharding=shard, vgg=vgg),
+                      in_shardings=(state_sharding, data_sharding), out_shardings=(state_sharding, rep),
+                      donate_argnums=0)
+
+    checkpointer = Checkpointer(workdir / "checkpoints", keep=config.log.keep)
+    state = checkpointer.restore(abstract, state_sharding) if checkpointer.latest_step() is not None else None
+    if state is None:
+        state = jax.jit(init, out_shardings=state_sharding)()
+    start = int(jax.device_get(state["step"]))
+    if not config.data.on_device:  # stream uint8 batches from the memory-mapped sets, prefetched
+        put = partial(parallel.put_batch, mesh=mesh)
+        for i, (s, side) in enumerate(sides.items()):
+            loaders[s] = HostLoader((side.faces, side.maps), config.train.batch_per_side, seed=config.seed * 2 + i,
+                                    start_step=start, device_put=lambda b: tuple(put(x) for x in b))
+    preview = make_previewer(generator, {s: side.faces[np.linspace(0, len(side.faces) - 1, 4).astype(int)]
+                                         for s, side in sides.items()}, res)
+
+    from tensorboardX import SummaryWriter
+
+    chief = jax.process_index() == 0  # one process writes metrics, previews and TensorBoard
+    tb = SummaryWriter(str(workdir / "tb")) if chief else None
+    metrics_file = open(workdir / "metrics.jsonl" if chief else os.devnull, "a")
+    stop = _StopFlag()
+    task = progress.add_task("train", total=config.train.steps, completed=start) if progress else None
+    images_per_step = 2 * config.train.batch_per_side
+    pending, last_log, t_log, reason = None, None, time.perf_counter(), "finished"
+    try:
+        step = start
+        while step < config.train.steps:
+            for s, loader in loaders.items():
+                data[f"stream_faces_{s}"], data[f"stream_maps_{s}"] = next(loader)
+            state, metrics = step_fn(state, data)
+            step += 1
+            if pending is not None:  # metrics one step behind: the host never waits on the device
+                last_log = _log_metrics(pending, metrics_file, tb, config)
+                if progress:
+                    progress.update(task, description=f"train loss {last_log['loss']:.4f}")
+                if last_log["bad_steps"] >= config.train.nan_patience:
+                    reason = "non-finite"
+                    break
+            pending = (step, metrics) if step % config.log.every == 0 or step == config.train.steps else None
+            if progress:
+                progress.update(task, completed=step)
+            if step % config.log.preview_every == 0 or step == config.train.steps:
+                grid = preview(state["params"])  # every process runs the (global) computation
+                if chief:
+                    write_preview(workdir, step, grid, tb)
+            if step % config.log.checkpoint_every == 0:
+                checkpointer.save(step, state)
+            if stop.raised:
+                reason = stop.raised
+                break
+        if pending is not None:
+            last_log = _log_metrics(pending, metrics_file, tb, config)
+        checkpointer.save(step, state, force=True)
+    finally:
+        for loader in loaders.values():
+            loader.close()
+        checkpointer.close()
+        stop.restore()
+        metrics_file.close()
+        if tb:
+            tb.close()
+    seconds = time.perf_counter() - t_log
+    if reason == "non-finite":
+        raise UserError(f"training stopped at step {step}: {config.train.nan_patience} non-finite steps in a row; "
+                        "lower train.lr or check the face sets, then resume from the last checkpoint.")
+    return {"workdir": str(workdir), "steps_run": step - start, "step": step, "stopped_by": reason,
+            "seconds": round(seconds, 1), "images_per_s": round((step - start) * images_per_step / max(seconds, 1e-9), 1),
+            "devices": mesh.size, "loss": None if last_log is None else last_log["loss"],
+            "preview": str(workdir / "previews" / "latest.png")}
+
+
+def _log_metrics(pending, metrics_file, tb, config) -> dict:
+    step, metrics = pending
+    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    record = {"step": step, **{k: round(v, 6) for k, v in values.items()}}
+    metrics_file.write(json.dumps(record) + "\n")
+    metrics_file.flush()
+    if tb:
+        for k, v in values.items():
+            tb.add_scalar(f"train/{k}", v, step)
+    return record
