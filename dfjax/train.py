@@ -244,7 +244,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             state, metrics = step_fn(state, data)
             step += 1
             if pending is not None:  # metrics one step behind: the host never waits on the device
-                last_log = _log_metrics(pending, metrics_file, tb, config)
+                last_log = _log_metrics(pending, metrics_file, tb)
                 if progress:
                     progress.update(task, description=f"train loss {last_log['loss']:.4f}")
                 if last_log["bad_steps"] >= config.train.nan_patience:
@@ -263,7 +263,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
                 reason = stop.raised
                 break
         if pending is not None:
-            last_log = _log_metrics(pending, metrics_file, tb, config)
+            last_log = _log_metrics(pending, metrics_file, tb)
         checkpointer.save(step, state, force=True)
     finally:
         for loader in loaders.values():
@@ -283,7 +283,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             "preview": str(workdir / "previews" / "latest.png")}
 
 
-def _log_metrics(pending, metrics_file, tb, config) -> dict:
+def _log_metrics(pending, metrics_file, tb) -> dict:
     step, metrics = pending
     values = {k: float(v) for k, v in jax.device_get(metrics).items()}
     record = {"step": step, **{k: round(v, 6) for k, v in values.items()}}
