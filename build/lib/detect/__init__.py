@@ -1,1 +1,0 @@
-"""The detection side of dfjax: datasets, detectors, evaluation and reports."""

@@ -1,1 +1,0 @@
-"""On-disk face sets, augmentation and procedural synthetic faces."""

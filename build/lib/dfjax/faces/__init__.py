@@ -1,1 +1,0 @@
-"""Face detection, landmarks, alignment, masks, head pose and gaze."""
