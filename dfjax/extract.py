@@ -109,10 +109,11 @@ def _init_worker(options: ExtractOptions, identity: np.ndarray | None) -> None:
     import cv2
 
     cv2.setNumThreads(1)
-    _worker.update(options=options, identity=identity,
-                   detector=FaceDetector(options.detector, options.max_side),
-                   predictor=LandmarkPredictor(),
-                   encoder=FaceEncoder() if identity is not None else None)
+    predictor = LandmarkPredictor()
+    encoder = FaceEncoder() if identity is not None else None
+    _worker.update(options=options, identity=identity, detector=FaceDetector(options.detector, options.max_side),
+                   predictor=predictor, encoder=encoder,
+                   image_finder=image_face_finder(options, predictor, identity, encoder))
 
 
 def describe_face(frame: np.ndarray, face: TrackedFace, options: ExtractOptions) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -159,11 +160,17 @@ def _video_unit(args: tuple[str, int, list[np.ndarray], int, float]) -> UnitResu
     return result
 
 
+def image_face_finder(options: ExtractOptions, predictor: LandmarkPredictor, reference: np.ndarray | None = None,
+                      encoder: FaceEncoder | None = None) -> FaceTracker:
+    """A tracker for still images: upsampled detection on every call, nothing carried between images
+    (call `reset()` before each image)."""
+    return FaceTracker(FaceDetector(options.detector, options.max_side, upsample=1), predictor, every_n=1,
+                       min_size=options.min_size, identity=reference, encoder=encoder, smoothing=False)
+
+
 def _image_unit(path: str) -> UnitResult:
-    options: ExtractOptions = _worker["options"]
-    tracker = FaceTracker(FaceDetector(options.detector, options.max_side, upsample=1), _worker["predictor"],
-                          every_n=1, min_size=options.min_size, identity=_worker["identity"],
-                          encoder=_worker["encoder"], smoothing=False)
+    tracker: FaceTracker = _worker["image_finder"]
+    tracker.reset()
     result = UnitResult(path)
     frame = media.read_image(path)
     face, reason = tracker(frame, 0)

@@ -26,7 +26,9 @@ from dfjax import __version__, convert, media
 from dfjax.data.faceset import dumps
 from dfjax.errors import UserError
 from dfjax.extract import (ExtractOptions, collect_inputs, describe_face, face_finders, identity_descriptor,
-                           video_faces)
+                           image_face_finder, video_faces)
+from dfjax.faces.identity import FaceEncoder
+from dfjax.faces.landmarks import LandmarkPredictor
 from dfjax.faces.align import alignment_matrix, transform_points, warp_face
 from dfjax.state import TrainedModel, load_trained
 
@@ -235,20 +237,12 @@ def swap(inputs: Path, output: Path, model_dir: Path, options: SwapOptions = Swa
 
 def swap_images(swapper: Swapper, images: list[Path], inputs: Path, output: Path, identity, progress=None) -> dict:
     """Images: one output image each (a single image -> OUTPUT; a folder -> OUTPUT/name.png), plus sidecar."""
-    from dfjax.faces.detect import FaceDetector
-    from dfjax.faces.landmarks import LandmarkPredictor
-    from dfjax.faces.track import FaceTracker
-
     model, o = swapper.model, swapper.options
     face_type, coverage = crop_settings(model)
     finder = ExtractOptions(size=model.resolution, face_type=face_type, coverage=coverage)
     reference = identity_descriptor(identity) if identity else None
-    detector, predictor = FaceDetector(upsample=1), LandmarkPredictor()
-    encoder = None
-    if reference is not None:
-        from dfjax.faces.identity import FaceEncoder
-
-        encoder = FaceEncoder()
+    tracker = image_face_finder(finder, LandmarkPredictor(), reference,
+                                FaceEncoder() if reference is not None else None)
     single = len(images) == 1 and not inputs.is_dir()
     if single and not media.is_image(output):
         raise UserError(f"output {output} must be an image file (.png or .jpg) for an image input; fix -o.")
@@ -256,7 +250,7 @@ def swap_images(swapper: Swapper, images: list[Path], inputs: Path, output: Path
     records = []
     for path in images:
         frame = media.read_image(path)
-        tracker = FaceTracker(detector, predictor, every_n=1, identity=reference, encoder=encoder, smoothing=False)
+        tracker.reset()
         face, _ = tracker(frame, 0)
         found = []
         if face is not None:
