@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import cv2
 import dlib
-import face_recognition_models
 import numpy as np
 
 DETECTORS = ("hog", "cnn")
@@ -37,6 +36,7 @@ class FaceDetector:
         if kind == "hog":
             self._hog = dlib.get_frontal_face_detector()
         else:
+            import face_recognition_models  # the model files (100 MB); imported where a model is loaded
             self._cnn = dlib.cnn_face_detection_model_v1(face_recognition_models.cnn_face_detector_model_location())
 
     def _run(self, image: np.ndarray, upsample: int) -> list[Detection]:

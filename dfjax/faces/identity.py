@@ -7,7 +7,6 @@ score swaps by identity distance. Distances under about 0.6 mean the same person
 from __future__ import annotations
 
 import dlib
-import face_recognition_models
 import numpy as np
 
 from dfjax.faces.landmarks import to_shape
@@ -17,6 +16,7 @@ SAME_PERSON_DISTANCE = 0.6
 
 class FaceEncoder:
     def __init__(self):
+        import face_recognition_models  # the model files (100 MB); imported where a model is loaded
         self._net = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
 
     def __call__(self, image: np.ndarray, landmarks: np.ndarray, box) -> np.ndarray:

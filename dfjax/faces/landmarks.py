@@ -6,7 +6,6 @@ The model file ships in the `face_recognition_models` package, so nothing is dow
 from __future__ import annotations
 
 import dlib
-import face_recognition_models
 import numpy as np
 
 JAW = slice(0, 17)
@@ -33,6 +32,7 @@ class LandmarkPredictor:
     """68 landmarks (float32 (68, 2), frame pixels) for a face box in an RGB image."""
 
     def __init__(self):
+        import face_recognition_models  # the model files (100 MB); imported where a model is loaded
         self._predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
 
     def __call__(self, image: np.ndarray, box) -> np.ndarray:
