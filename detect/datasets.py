@@ -1,25 +1,17 @@
 """Detection datasets: labelled real/fake videos -> evenly spaced frames -> face crops, cached.
 
-Inputs are video files, folders of videos (searched recursively), labels CSVs (`path,label[,method,
-group]`, header optional, paths relative to the CSV) and dfjax swap outputs (a video with a JSON
-sidecar beside it). Crops follow DeepfakeBench: the largest dlib box, enlarged `scale` times around
-its centre to a square, zero-padded at the frame border, resized; the 68 landmarks come along in
-crop coordinates. A sampled frame without a face is recorded as missing, never silently dropped
-(DeepfakeBench issues #66, #107).
-
-Groups (the unit of splitting, so one source never lands in two splits) default to the video's
-stem, except: FaceForensics++ names `004_634` -> `004` (the target video, shared with the real
-`004.mp4`); dfjax synthetic `a_as_b_truth` -> `a` (its frames are a's); dfjax swap outputs -> the
-stem of the sidecar's `source`.
+Which videos, with which labels, methods and groups, is `detect.sources` (files, folders, labels
+CSVs, dfjax swap outputs, FaceForensics++ and DFDC folders); its names are re-exported here. Crops
+follow DeepfakeBench: the largest dlib box, enlarged `scale` times around its centre to a square,
+zero-padded at the frame border, resized; the 68 landmarks come along in crop coordinates. A
+sampled frame without a face is recorded as missing, never silently dropped (DeepfakeBench issues
+#66, #107). Splits are by group, so one source never lands in two splits.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -27,99 +19,12 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from detect.sources import FFPP_METHODS, VideoItem, collect, default_group
 from dfjax import media
 from dfjax.errors import UserError
 
-FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter", "DeepFakeDetection")
-_LABELS = {"0": 0, "1": 1, "real": 0, "fake": 1}
-
-
-@dataclass(frozen=True)
-class VideoItem:
-    path: Path
-    label: int   # 0 real, 1 fake
-    method: str  # "real", "dfjax", "Deepfakes", ...
-    group: str   # source/identity id; a group never spans two splits
-
-
-def default_group(path: Path) -> str:
-    """The group of a video from its name (see the module docstring)."""
-    stem = Path(path).stem
-    if m := re.fullmatch(r"(\d+)_\d+", stem):
-        return m.group(1)
-    if m := re.fullmatch(r"(.+?)_as_.+_truth", stem):
-        return m.group(1)
-    return stem
-
-
-def _sidecar(video: Path) -> dict | None:
-    """The dfjax swap sidecar beside `video`, or None when there is none."""
-    try:
-        data = json.loads(video.with_suffix(".json").read_text())
-    except (OSError, ValueError):  # no sidecar, or not JSON
-        return None
-    return data if isinstance(data, dict) and "source" in data and "frames" in data else None
-
-
-def _video_item(path: Path, label: int) -> VideoItem:
-    side = _sidecar(path)
-    if side is not None:
-        if label == 0:
-            raise UserError(f"{path} is a dfjax swap output (sidecar {path.with_suffix('.json')}); "
-                            "pass it as a fake video, not a real one.")
-        return VideoItem(path, 1, "dfjax", default_group(Path(side["source"])))
-    method = "real" if label == 0 else next((p for p in path.parts if p in FFPP_METHODS), "fake")
-    return VideoItem(path, label, method, default_group(path))
-
-
-def _read_csv(path: Path) -> list[VideoItem]:
-    items = []
-    with open(path, newline="") as f:
-        for line, row in enumerate(csv.reader(f), start=1):
-            row = [c.strip() for c in row]
-            if not any(row) or row[0].startswith("#") or (line == 1 and row[0].lower() == "path"):
-                continue
-            if len(row) < 2 or len(row) > 4 or row[1].lower() not in _LABELS:
-                raise UserError(f"{path} line {line} is not `path,label[,method,group]` with label 0/1 "
-                                f"or real/fake (got {','.join(row)!r}); fix that row.")
-            video = Path(row[0]) if Path(row[0]).is_absolute() else path.parent / row[0]
-            if not video.is_file():
-                raise UserError(f"{path} line {line}: {video} does not exist; fix the path in that row.")
-            label = _LABELS[row[1].lower()]
-            base = _video_item(video, label)
-            method = row[2] if len(row) > 2 and row[2] else base.method
-            group = row[3] if len(row) > 3 and row[3] else base.group
-            items.append(VideoItem(video, label, method, group))
-    return items
-
-
-def collect(real: list[Path], fake: list[Path]) -> list[VideoItem]:
-    """Every labelled video named by `real` and `fake` (files, folders, CSVs, dfjax outputs).
-
-    A CSV's own labels win over the list it was passed in. Duplicates are kept once.
-    """
-    items: list[VideoItem] = []
-    for label, entries in ((0, real), (1, fake)):
-        for entry in entries:
-            entry = Path(entry)
-            if not entry.exists():
-                raise UserError(f"{entry} does not exist; check the path.")
-            if entry.is_dir():
-                videos = sorted(p for p in entry.rglob("*") if p.is_file() and media.is_video(p))
-                if not videos:
-                    raise UserError(f"{entry} contains no videos; point at a folder of videos.")
-                items += [_video_item(p, label) for p in videos]
-            elif entry.suffix.lower() == ".csv":
-                items += _read_csv(entry)
-            elif media.is_video(entry):
-                items.append(_video_item(entry, label))
-            else:
-                raise UserError(f"{entry} is neither a video, a folder of videos nor a labels CSV; "
-                                "pass one of those.")
-    unique: dict[Path, VideoItem] = {}
-    for item in items:
-        unique.setdefault(item.path.resolve(), item)
-    return list(unique.values())
+__all__ = ["FFPP_METHODS", "VideoItem", "collect", "default_group", "sample_frames", "Crops", "crop_face",
+           "extract_crops", "split_by_group", "Dataset", "build_dataset"]
 
 
 def sample_frames(n_frames: int, k: int = 32) -> np.ndarray:
