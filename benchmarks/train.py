@@ -89,10 +89,18 @@ def timed(compiled, args, steps: int, warmup: int, state_slots: int):
     return statistics.median(times), out
 
 
-def flops_of(lowered) -> float | None:
-    """FLOPs of the step before XLA's optimisation: the compiled module's count misses convolutions that
-    become cuDNN custom calls on GPU (it reported 11.5 GFLOP for a 2,160 GFLOP step on an H100)."""
-    cost = lowered.cost_analysis()
+def flops_of(fn, args) -> float | None:
+    """FLOPs of one step, from XLA's cost analysis of the step lowered for CPU.
+
+    Counted before GPU compilation on purpose: the compiled GPU module's count misses convolutions that
+    became cuDNN custom calls (it reported 11.5 GFLOP for a 1,878 GFLOP step on an H100), and a lowered
+    GPU module has no cost analysis at all.
+    """
+    shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), args)
+    try:
+        cost = fn.trace(*shapes).lower(lowering_platforms=("cpu",)).cost_analysis()
+    except Exception:  # noqa: BLE001 - a step bound to device shardings cannot be lowered for CPU
+        cost = fn.lower(*args).cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return float(cost.get("flops", 0.0)) if cost else None
 
@@ -134,7 +142,7 @@ def bench_case(name: str, kind: str, args, mesh, faceset: str | None) -> dict:
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
     step_s, out = timed(compiled, call_args, args.steps, args.warmup, slots)
-    flops = flops_of(lowered)
+    flops = flops_of(fn, call_args)
     params = sum(x.size for x in jax.tree.leaves(state["params"])) if kind == "random" else None
     return {"benchmark": "train", "case": name, "data": kind, "model": arch, "res": res, "batch_per_side": batch,
             "dtype": args.dtype, "step_ms": round(step_s * 1e3, 3), "images_per_s": round(2 * batch / step_s, 1),
