@@ -125,3 +125,30 @@ def summarize(labels, scores, video_ids=None, methods=None) -> dict:
     if methods is not None:
         out["per_method"] = per_method(methods, labels, scores)
     return out
+
+
+METRICS = ("auc", "ap", "eer", "acc_at_0_5")
+
+
+def mean_std(values) -> dict:
+    """{"mean", "std", "values"} of per-seed numbers; std is the sample std (ddof=1), 0 for one seed."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("no values to average")
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return {"mean": float(np.mean(values)), "std": std, "values": values}
+
+
+def aggregate(runs: list[dict]) -> dict:
+    """Per-seed :func:`summarize` results -> mean ± std of every metric over the seeds:
+    {"frame": {metric: mean_std}, "video": {...} (when present), "per_method": {method: {metric: ...}}}.
+    """
+    if not runs:
+        raise ValueError("no runs to aggregate")
+    out = {level: {k: mean_std([r[level][k] for r in runs]) for k in METRICS}
+           for level in ("frame", "video") if all(level in r for r in runs)}
+    if all(r.get("per_method") for r in runs):
+        methods = sorted(set.intersection(*(set(r["per_method"]) for r in runs)))
+        out["per_method"] = {m: {k: mean_std([r["per_method"][m][k] for r in runs]) for k in METRICS}
+                             for m in methods}
+    return out

@@ -1,49 +1,282 @@
-"""`dfjax detect-eval`: build the dataset, train each detector on the train split, score the test split.
+"""`dfjax detect-eval` and the demo's detection step: datasets -> detectors -> report.
 
-Videos are split by source/identity group before any frame is read, so no identity appears in
-both train and test; every frame without a face is counted in the report, never silently dropped.
+Videos are split into train/val/test by source identity before any frame is read, so no identity is
+in two splits; each detector is trained on train (val for model selection only) for every seed, or
+loaded from a checkpoint, then scored on test, per method, across methods, under perturbations and
+on re-encoded copies of the test videos. Every sampled frame without a face is counted in the report.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import numpy as np
 
-from detect.datasets import build_dataset, collect, split_by_group
-from detect.evaluate import summarize
+from detect import protocol
+from detect.datasets import Dataset, build_dataset, collect, split_by_group
+from detect.evaluate import aggregate
 from detect.report import write_report
-from detect.spectral import DETECTORS
+from detect.registry import DETECTORS
 from dfjax.errors import UserError
 
+COMPRESSIONS = ("raw", "c23", "c40")
 
-def detect_eval(real: list[Path], fake: list[Path], detectors: list[str], output: Path, *, frames: int = 32,
-                size: int = 128, seed: int = 0, progress=None) -> dict:
+
+# ---------------------------------------------------------------- configs
+
+
+def config_detector(config) -> str | None:
+    """The registry name a detector config is for (`detector`, else `model.arch` as in configs/detect_*.py)."""
+    if config.get("detector"):
+        return config.detector
+    model = config.get("model")
+    return model.get("arch") if model is not None else None
+
+
+def run_label(name: str, config=None) -> str:
+    """How a detector run is named in the report: its registry name, + "-sbi" when trained with SBI."""
+    return f"{name}-sbi" if config is not None and config.get("sbi") else name
+
+
+def resolve_detectors(detectors: list[str], config_specs: list[str], overrides: list[str]) -> dict[str, tuple]:
+    """{label: (registry name, ConfigDict or None)}: the --detector names (default spectral and dct, or
+    the configs' detectors), each with its --config (and --set overrides) when one was given."""
+    from dfjax.config import apply_overrides, load_config
+
     unknown = [d for d in detectors if d not in DETECTORS]
     if unknown:
         raise UserError(f"unknown detector {', '.join(unknown)}; choose from {', '.join(DETECTORS)}.")
+    if overrides and not config_specs:
+        raise UserError("--set changes a detector config, but no --config was given; add --config "
+                        "configs/detect_NAME.py.")
+    configured = {}
+    for spec in config_specs:
+        config = load_config(spec)
+        name = config_detector(config)
+        if name not in DETECTORS:
+            raise UserError(f"config {spec} names no known detector ({name!r}); pass one of configs/detect_*.py.")
+        if detectors and name not in detectors:
+            raise UserError(f"config {spec} is for the {name} detector, not {', '.join(detectors)}; "
+                            f"add --detector {name} or pass that detector's config.")
+        config = apply_overrides(config, list(overrides))
+        configured[run_label(name, config)] = (name, config)
+    names = list(dict.fromkeys(detectors or [name for name, _ in configured.values()] or ["spectral", "dct"]))
+    specs = {}
+    for name in names:
+        mine = {label: spec for label, spec in configured.items() if spec[0] == name}
+        specs.update(mine or {name: (name, None)})
+    return specs
+
+
+def parse_compression(text: str | None) -> list[str]:
+    """'raw,c23,c40' -> ['raw', 'c23', 'c40']; unknown levels are a UserError."""
+    levels = [c.strip() for c in (text or "").split(",") if c.strip()]
+    bad = [c for c in levels if c not in COMPRESSIONS]
+    if bad:
+        raise UserError(f"--compression {','.join(bad)} is not one of {', '.join(COMPRESSIONS)}; "
+                        "write e.g. --compression raw,c23,c40.")
+    return levels
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def dataset_counts(ds: Dataset) -> dict:
+    """Videos, frames and faces of one split, for the report's dataset table."""
+    labels = np.asarray(ds.labels)
+    missing = sum(len(v) for v in ds.missing.values())
+    with_face = set(np.asarray(ds.video_ids).tolist())
+    methods = protocol.fake_methods(ds)
+    return {"videos": len(ds.videos), "real_videos": sum(v.label == 0 for v in ds.videos),
+            "fake_videos": sum(v.label == 1 for v in ds.videos), "frames": len(ds),
+            "real_frames": int(np.sum(labels == 0)), "fake_frames": int(np.sum(labels == 1)),
+            "frames_sampled": len(ds) + missing, "frames_without_face": missing,
+            "videos_without_face": sum(i not in with_face for i in range(len(ds.videos))),
+            "fake_methods": {m: int(np.sum((labels == 1) & (np.asarray(ds.methods) == m))) for m in methods},
+            "missing": ds.missing}
+
+
+def _frame_counts(ds: Dataset) -> dict:
+    """dataset_counts without the frames-without-a-face fields, for a split cut from one Dataset's rows."""
+    skip = ("frames_sampled", "frames_without_face", "missing")
+    return {k: v for k, v in dataset_counts(ds).items() if k not in skip}
+
+
+def _check_classes(name: str, ds: Dataset) -> None:
+    counts = np.bincount(np.asarray(ds.labels, np.int64), minlength=2) if len(ds) else np.zeros(2, int)
+    for label, kind in ((0, "real"), (1, "fake")):
+        if not counts[label]:
+            lost = sum(len(ds.missing.get(str(it.path), [])) for it in ds.videos if it.label == label)
+            raise UserError(f"the {name} split has no {kind} frame with a face ({lost} sampled {kind} frames had "
+                            f"none); give {kind} videos of more identities with visible frontal faces.")
+
+
+def build_splits(real: list[Path], fake: list[Path], cache: Path, *, frames: int, size: int, split_seed: int,
+                 progress=None) -> tuple[dict, dict[str, Dataset]]:
+    """The identity-disjoint split's video lists and face-crop datasets (train and test must hold both classes)."""
     items = collect(real, fake)
-    splits = split_by_group(items, seed=seed)
+    splits = split_by_group(items, seed=split_seed)
     if not splits["train"] or not splits["test"]:
-        raise UserError("too few source videos to split by identity into train and test; add more videos.")
-    cache = output / "cache"
-    data = {name: build_dataset(split, frames, size, cache, progress=progress) for name, split in splits.items() if split}
+        raise UserError(f"{len(items)} videos are too few to split by identity into train and test; "
+                        "add videos of more identities.")
+    data = {name: build_dataset(split, frames, size, cache, progress=progress)
+            for name, split in splits.items() if split}
     for name in ("train", "test"):
-        if len(set(np.asarray(data[name].labels).tolist())) < 2:
-            raise UserError(f"the {name} split has only one class; give real and fake videos of several identities.")
-    dataset = {name: {"videos": len(ds.videos), "frames": len(ds), "fake_frames": int(np.sum(ds.labels)),
-                      "frames_without_face": {str(k): v for k, v in ds.missing.items() if v}}
-               for name, ds in data.items()}
-    test = data["test"]
-    video_paths = np.asarray([str(v) for v in test.videos])[test.video_ids]
-    results, timing = {}, {}
-    for name in detectors:
-        started = time.perf_counter()
-        detector = DETECTORS[name]().fit(data["train"].crops, data["train"].labels)
-        timing[name] = round(time.perf_counter() - started, 2)
-        results[name] = summarize(test.labels, detector.score(test.crops), video_paths, test.methods)
-    write_report(results, output)
-    (output / "dataset.json").write_text(json.dumps({"splits": dataset, "train_seconds": timing}, indent=1))
-    return {"detectors": results, "dataset": dataset}
+        _check_classes(name, data[name])
+    return splits, data
+
+
+# ---------------------------------------------------------------- the protocol
+
+
+def _run_entries(trained: dict, summaries: dict) -> dict:
+    return {name: {"mean": aggregate(summaries[name]),
+                   "seeds": [{"seed": t.seed, "train_seconds": t.train_seconds, "checkpoint": t.checkpoint, **s}
+                             for t, s in zip(trained[name], summaries[name])]}
+            for name in trained}
+
+
+def detect_eval(real: list[Path], fake: list[Path], detectors: list[str], output: Path, *,
+                configs: list[str] = (), overrides: list[str] = (), checkpoint: Path | None = None,
+                seeds: int = 1, robustness: bool = False, compression: str | None = None, frames: int = 32,
+                size: int = 256, split_seed: int = 0, progress=None) -> dict:
+    """Train (or load) detectors, score them on the test split and write the report to `output`.
+
+    Returns the report dict (see detect/report.py); trained detectors are saved under
+    `output`/checkpoints/<label>/seed_<k>, which `checkpoint` accepts in a later run.
+    """
+    output = Path(output)
+    specs = resolve_detectors(list(detectors), list(configs), list(overrides))
+    levels = parse_compression(compression)
+    if seeds < 1:
+        raise UserError(f"--seeds {seeds}: give at least 1.")
+    if checkpoint is not None:
+        trained = protocol.load_all(list(specs), Path(checkpoint))  # before the slow dataset build
+    cache = output / "cache"
+    splits, data = build_splits(real, fake, cache, frames=frames, size=size, split_seed=split_seed, progress=progress)
+    train, val, test = data["train"], data.get("val"), data["test"]
+    notes = []
+    if checkpoint is None:
+        trained = protocol.train_all(specs, train, val, list(range(seeds)), output / "checkpoints", progress)
+    else:
+        notes.append(f"Detectors loaded from {checkpoint}, not trained; the cross-method matrix needs training "
+                     "and was skipped.")
+    summaries = {label: protocol.score_runs(runs, test) for label, runs in trained.items()}
+    report = {"settings": {"real": [str(p) for p in real], "fake": [str(p) for p in fake],
+                           "detectors": {label: name for label, (name, _) in specs.items()},
+                           "configs": {label: c.to_dict() for label, (_, c) in specs.items() if c is not None},
+                           "frames": frames, "size": size, "split_seed": split_seed,
+                           "seeds": sorted({t.seed for runs in trained.values() for t in runs}),
+                           "checkpoint": str(checkpoint) if checkpoint else None},
+              "dataset": {name: dataset_counts(ds) for name, ds in data.items()},
+              "detectors": _run_entries(trained, summaries)}
+    if checkpoint is None:
+        report["cross_method"] = protocol.cross_method(specs, train, val, test, list(range(seeds)), progress)
+        if not report["cross_method"]:
+            notes.append("No cross-method matrix: it needs fakes of at least two methods in both train and test.")
+    if robustness:
+        from detect import variants
+
+        report["robustness"] = protocol.robustness(trained, test, variants.PERTURBATIONS, variants.apply,
+                                                   progress=progress)
+    if levels:
+        report["compression"] = _compression(trained, splits["test"], levels, report, cache, frames, size, progress)
+    report["notes"] = notes
+    write_report(report, output)
+    return report
+
+
+def _compression(trained: dict, test_items: list, levels: list[str], report: dict, cache: Path, frames: int,
+                 size: int, progress) -> dict:
+    """Frame and video metrics of the trained detectors on re-encoded copies of the test videos."""
+    from detect.variants import variant_items
+
+    out = {name: {} for name in trained}
+    for level in levels:
+        if level == "raw":
+            for name, entry in report["detectors"].items():
+                out[name]["raw"] = {k: v for k, v in entry["mean"].items() if k in ("frame", "video")}
+            continue
+        ds = build_dataset(variant_items(test_items, level, cache, progress), frames, size, cache, progress=progress)
+        _check_classes(f"test@{level}", ds)
+        report["dataset"][f"test@{level}"] = dataset_counts(ds)
+        for name, metrics in protocol.score_variant(trained, ds).items():
+            out[name][level] = metrics
+    return out
+
+
+# ---------------------------------------------------------------- the demo's detection step
+
+
+DEMO_FRAMES, DEMO_SIZE = 40, 64
+
+
+def temporal_split(ds: Dataset, cuts=(0.55, 0.6, 0.75, 0.8)) -> dict[str, Dataset]:
+    """Each video's sampled frames split in time: the first 55 % train, 60-75 % val, the last 20 % test.
+
+    The gaps keep neighbouring frames out of two splits. For one identity pair, where no identity-disjoint
+    split exists; it shows that a detector learns the fakes, not that it generalises to new people.
+    """
+    position = np.zeros(len(ds))
+    for vid in np.unique(ds.video_ids):
+        rows = np.flatnonzero(ds.video_ids == vid)
+        order = rows[np.argsort(ds.frames[rows])]
+        position[order] = np.arange(len(rows)) / max(len(rows) - 1, 1)
+    train_end, val_start, val_end, test_start = cuts
+    parts = {"train": position < train_end, "val": (position >= val_start) & (position < val_end),
+             "test": position >= test_start}
+    return {name: protocol.subset(ds, keep) for name, keep in parts.items()}
+
+
+def demo_specs() -> dict[str, tuple]:
+    """Every registered detector, the CNNs with their `tiny` configs, and the first CNN once more with SBI."""
+    from dfjax.config import CONFIG_DIR, load_config
+
+    specs, sbi_added = {}, False
+    for name in DETECTORS:
+        path = CONFIG_DIR / f"detect_{name}.py"
+        if not path.is_file():
+            specs[name] = (name, None)
+            continue
+        specs[name] = (name, load_config(f"{path}:tiny"))
+        if not sbi_added and "sbi" in specs[name][1]:
+            specs[f"{name}-sbi"] = (name, load_config(f"{path}:tiny,sbi"))
+            sbi_added = True
+    return specs
+
+
+def demo_detect(real_videos: list[Path], fake_videos: list[Path], output: Path, progress=None) -> dict:
+    """The demo's detection step: every registered detector trained and scored on the demo's own videos.
+
+    real_videos / fake_videos: the synthetic real clips and the fakes (ground-truth swap, dfjax swap).
+    Takes DEMO_FRAMES frames per video at DEMO_SIZE px, splits each video in time (:func:`temporal_split`),
+    trains each detector once (seed 0; CNNs with their tiny configs) and writes the usual report to
+    `output`. Returns {"report": path, "split": ..., "frames": {split: {"real", "fake"}},
+    "detectors": {label: {"frame_auc", "video_auc", "train_seconds"}}}.
+    """
+    output = Path(output)
+    items = collect(list(real_videos), list(fake_videos))
+    everything = build_dataset(items, DEMO_FRAMES, DEMO_SIZE, output / "cache", progress=progress)
+    data = temporal_split(everything)
+    for name in ("train", "test"):
+        _check_classes(name, data[name])
+    specs = demo_specs()
+    trained = protocol.train_all(specs, data["train"], data["val"], [0], output / "checkpoints", progress)
+    summaries = {label: protocol.score_runs(runs, data["test"]) for label, runs in trained.items()}
+    split = "in time within each video (first 55 % train, 60-75 % val, last 20 % test): one identity pair"
+    report = {"settings": {"real": [str(p) for p in real_videos], "fake": [str(p) for p in fake_videos],
+                           "detectors": {label: name for label, (name, _) in specs.items()},
+                           "configs": {label: c.to_dict() for label, (_, c) in specs.items() if c is not None},
+                           "frames": DEMO_FRAMES, "size": DEMO_SIZE, "seeds": [0], "split": split},
+              "dataset": {"all": dataset_counts(everything), **{name: _frame_counts(ds) for name, ds in data.items()}},
+              "detectors": _run_entries(trained, summaries),
+              "notes": [f"Split {split}, so no identity-disjoint test: the scores show the detectors learn these "
+                        "fakes, not that they generalise to new people."]}
+    paths = write_report(report, output)
+    return {"report": str(paths["md"]), "split": split,
+            "frames": {name: {"real": c["real_frames"], "fake": c["fake_frames"]}
+                       for name, c in report["dataset"].items()},
+            "detectors": {label: {"frame_auc": round(e["mean"]["frame"]["auc"]["mean"], 4),
+                                  "video_auc": round(e["mean"]["video"]["auc"]["mean"], 4),
+                                  "train_seconds": e["seeds"][0]["train_seconds"]}
+                          for label, e in report["detectors"].items()}}

@@ -7,18 +7,24 @@
   recognition": grey image -> 2-D DCT-II -> log |coefficients| -> (area-downsampled) map ->
   standardised -> linear classifier.
 
-Both share one interface: ``fit(crops, labels) -> self`` with uint8 crops ``(N, S, S, 3)`` and labels
-``(N,)`` (1 = fake, 0 = real), ``score(crops) -> (N,)`` probability of fake, and a ``name``.
+Both follow the interface of detect/registry.py: ``fit(crops, labels, ...) -> self`` with uint8 crops
+``(N, S, S, 3)`` and labels ``(N,)`` (1 = fake, 0 = real), ``score(crops) -> (N,)`` probability of
+fake, ``save(directory)`` / ``load(directory)`` (joblib), and a ``name``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import joblib
 import numpy as np
 import scipy.fft
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+
+from dfjax.errors import UserError
 
 EPS = 1e-8
 _GREY = np.array([0.299, 0.587, 0.114], np.float64)  # ITU-R BT.601 luma weights
@@ -107,7 +113,10 @@ class _FeatureDetector:
         """The estimator to fit on features (anything with predict_proba)."""
         return Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=2000))])
 
-    def fit(self, crops: np.ndarray, labels: np.ndarray) -> "_FeatureDetector":
+    def fit(self, crops: np.ndarray, labels: np.ndarray, *, val=None, landmarks=None, seed: int = 0,
+            progress=None) -> "_FeatureDetector":
+        """Fit on the train crops; val, landmarks, seed and progress are accepted for the common
+        interface (detect/registry.py) and unused: the fit is deterministic and has nothing to select."""
         labels = _check_fit_inputs(crops, labels)
         self.model = self._model(labels).fit(self.features(crops), labels)
         return self
@@ -116,6 +125,24 @@ class _FeatureDetector:
         if self.model is None:
             raise RuntimeError(f"{self.name} detector is not fitted; call fit() first")
         return self.model.predict_proba(self.features(crops))[:, 1]
+
+    def save(self, directory) -> Path:
+        """Pickle the fitted detector to directory/model.joblib."""
+        if self.model is None:
+            raise RuntimeError(f"{self.name} detector is not fitted; nothing to save")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self, directory / "model.joblib")
+        return directory
+
+    @classmethod
+    def load(cls, directory) -> "_FeatureDetector":
+        path = Path(directory) / "model.joblib"
+        detector = joblib.load(path) if path.is_file() else None
+        if not isinstance(detector, cls):
+            raise UserError(f"{directory} holds no saved {cls.name} detector (model.joblib); pass the folder "
+                            "given to save().")
+        return detector
 
 
 class SpectralDetector(_FeatureDetector):
