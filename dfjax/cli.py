@@ -119,7 +119,7 @@ def train(
     distributed: bool = typer.Option(False, help="Join a multi-host job (jax.distributed.initialize)."),
     quiet: bool = QUIET,
 ) -> None:
-    """Train (or resume) a face-swap model on two face sets, data-parallel over every device."""
+    """Train (or resume) a face-swap model on two face sets (configs/reenact.py: a reenactor on --a alone)."""
     from dfjax import parallel
     from dfjax.config import apply_overrides, load_config, load_saved_config
 
@@ -134,7 +134,10 @@ def train(
     apply_overrides(cfg, list(overrides) + ([f"train.steps={steps}"] if steps is not None else []))
     if a is not None or b is not None:
         cfg.data.a, cfg.data.b = str(a or ""), str(b or "")
-    from dfjax.train import train_and_evaluate
+    if cfg.model.get("kind") == "reenact":  # configs/reenact.py: one target face set (--a)
+        from dfjax.reenact_train import train_and_evaluate
+    else:
+        from dfjax.train import train_and_evaluate
 
     with progress_bar("steps", quiet) as progress:
         summary = train_and_evaluate(cfg, workdir, progress=progress)
@@ -174,6 +177,28 @@ def swap(
 
 
 @command
+def reenact(
+    model: Path = typer.Option(..., help="The workdir of a `dfjax train --config configs/reenact.py` run."),
+    driver: Path = typer.Option(..., help="Video whose head pose, expression, gaze and blinks drive the target."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output video (.mp4); masks and sidecar go beside it."),
+    crf: int = typer.Option(18, help="H.264 quality (lower is better)."),
+    lossless: bool = typer.Option(False, help="Bit-exact RGB H.264: untouched pixels equal the target's frame."),
+    driver_faces: Optional[Path] = typer.Option(None, help="Reuse `dfjax extract`'s faces of the driver: its face set."),
+    every_n: int = typer.Option(10, "--every-n", help="Full face detection every N driver frames; track between."),
+    workers: int = typer.Option(0, help="Face-finding worker processes (0: every core)."),
+    quiet: bool = QUIET,
+) -> None:
+    """Re-render a reenactment model's target driven by a driver video; writes video, masks and sidecar."""
+    from dfjax.reenact import ReenactOptions
+    from dfjax.reenact import reenact as run_reenact
+
+    options = ReenactOptions(crf=crf, lossless=lossless, every_n=every_n, workers=workers)
+    with progress_bar("frames", quiet) as progress:
+        summary = run_reenact(model, driver, output, options, driver_faces=driver_faces, progress=progress)
+    _print_summary(f"reenacted into {output}", summary)
+
+
+@command
 def evaluate_swap(
     source: Path = typer.Argument(..., help="The video that was swapped."),
     swapped: Path = typer.Argument(..., help="The swapped video (`dfjax swap` output)."),
@@ -199,24 +224,47 @@ def evaluate_swap(
 
 @command
 def detect_eval(
-    real: list[Path] = typer.Option(..., "--real", help="Real videos, folders or a CSV (repeat the option)."),
-    fake: list[Path] = typer.Option(..., "--fake", help="Fake videos, folders, dfjax swap outputs or a CSV."),
-    detector: list[str] = typer.Option(["spectral", "dct"], "--detector", help="Detector name (repeatable)."),
+    real: list[Path] = typer.Option(..., "--real", help="Real videos, folders, CSVs, FaceForensics++ or DFDC folders "
+                                                        "(repeat the option)."),
+    fake: list[Path] = typer.Option(..., "--fake", help="Fake videos, folders, dfjax swap outputs, CSVs, ..."),
+    detector: list[str] = typer.Option([], "--detector", help="Detector name, repeatable (default: spectral and dct, "
+                                                              "or the --config detectors)."),
+    config: list[str] = typer.Option([], "--config", help="configs/detect_NAME.py[:ARG] of a detector (repeatable)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a detector config value, e.g. --set train.steps=500."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Load the detectors an earlier run saved (its OUT/checkpoints) "
+                                                         "instead of training."),
+    seeds: int = typer.Option(1, help="Train each detector with seeds 0..N-1; report mean ± std."),
+    robustness: bool = typer.Option(False, help="Score the test split under JPEG, H.264, blur, noise and resize."),
+    compression: Optional[str] = typer.Option(None, help="Also score re-encoded test videos, e.g. raw,c23,c40."),
     output: Path = typer.Option(Path("detect_report"), "--output", "-o", help="Report folder."),
     frames: int = typer.Option(32, help="Evenly spaced frames per video."),
-    size: int = typer.Option(128, help="Face crop size (DeepfakeBench-style crop, scale 1.3)."),
-    seed: int = typer.Option(0, help="Seed of the identity-disjoint train/val/test split."),
+    size: int = typer.Option(256, help="Face crop size (DeepfakeBench-style crop, scale 1.3)."),
+    split_seed: int = typer.Option(0, help="Seed of the identity-disjoint train/val/test split."),
     quiet: bool = QUIET,
 ) -> None:
-    """Train detectors on real and fake videos split by identity and score them (AUC, AP, EER, ROC)."""
+    """Train detectors on real and fake videos split by identity and score them like a benchmark."""
     from detect.run import detect_eval as run_detect_eval
 
-    with progress_bar("videos", quiet) as progress:
-        results = run_detect_eval(real, fake, detector, output, frames=frames, size=size, seed=seed,
-                                  progress=progress)
-    table = {f"{name} frame AUC / video AUC": f"{r['frame']['auc']:.3f} / {r['video']['auc']:.3f}"
-             for name, r in results["detectors"].items()}
-    _print_summary(f"report written to {output}", {**table, "report": str(output / "report.md")})
+    with progress_bar("items", quiet) as progress:
+        report = run_detect_eval(real, fake, detector, output, configs=config, overrides=overrides,
+                                 checkpoint=checkpoint, seeds=seeds, robustness=robustness, compression=compression,
+                                 frames=frames, size=size, split_seed=split_seed, progress=progress)
+    console.print(_detect_table(report, output), highlight=False)
+
+
+def _detect_table(report: dict, output: Path) -> Table:
+    """Main results: frame and video metrics per detector, mean ± std over the seeds."""
+    def cell(m: dict) -> str:
+        return f"{m['mean']:.3f}±{m['std']:.3f}" if len(m["values"]) > 1 else f"{m['mean']:.3f}"
+
+    table = Table(title=f"test split; report in {output / 'report.md'}", title_justify="left")
+    for column in ("detector", "frame AUC", "frame AP", "frame EER", "video AUC", "seeds"):
+        table.add_column(column)
+    for label, entry in report["detectors"].items():
+        frame, video = entry["mean"]["frame"], entry["mean"]["video"]
+        table.add_row(label, cell(frame["auc"]), cell(frame["ap"]), cell(frame["eer"]), cell(video["auc"]),
+                      str(len(entry["seeds"])))
+    return table
 
 
 @command

@@ -4,7 +4,11 @@
 2. extract identity A's video again with the real dlib pipeline (detection, tracking, landmarks);
 3. train the tiny swap model on the two ground-truth face sets and write its preview grid;
 4. swap A's video to B (video, lossless masks, sidecar, provenance tag) and score the swap against
-   the exact ground-truth swap the renderer made.
+   the exact ground-truth swap the renderer made;
+5. train and score every registered detector on the demo's own real clips and fakes (the ground-truth
+   swap and dfjax's swap);
+6. train the tiny deep-video-portrait reenactor on A, score it on A's held-out frames, and drive it with
+   B's video: a side-by-side clip of driver and reenacted face.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from dfjax.train import train_and_evaluate
 
 
 def run_demo(output: str | Path, *, frames: int = 240, steps: int = 600, progress=None) -> dict:
+    from detect.run import demo_detect  # the demo is the one place outside cli.py that reaches into detect/
+    from dfjax.reenact import demo_reenact
+
     output = Path(output)
     synthesize(output / "synth", frames=frames, size=256, face_size=128, overwrite=True, progress=progress)
     facesets = output / "synth" / "facesets"
@@ -39,6 +46,9 @@ def run_demo(output: str | Path, *, frames: int = 240, steps: int = 600, progres
                            progress=progress)
     save_report(report, output / "swap" / "a_to_b.metrics.json")
     fidelity = report["truth_fidelity"]
+    detection = demo_detect([videos / "a.mp4", videos / "b.mp4"], [videos / "a_as_b_truth.mp4", fake],
+                            output / "detect", progress=progress)
+    reenacted = demo_reenact(output / "synth", output, progress=progress)
     return {"synthetic videos": str(output / "synth" / "videos"),
             "ground-truth face sets": f"{facesets / 'a'}, {facesets / 'b'} ({frames} faces each)",
             "dlib extraction of A": f"{extracted['output']} (face on {extracted['faces_kept']} of "
@@ -51,4 +61,8 @@ def run_demo(output: str | Path, *, frames: int = 240, steps: int = 600, progres
             "swap vs ground truth": f"PSNR {fidelity['psnr']:.2f} dB, SSIM {fidelity['ssim']:.3f} "
                                     f"(face box: {fidelity['face_psnr']:.2f} dB, {fidelity['face_ssim']:.3f})",
             "nearer B than A (dlib)": f"{report['identity']['nearer_target_share']:.0%} of scored frames",
-            "metrics": str(output / "swap" / "a_to_b.metrics.json")}
+            "metrics": str(output / "swap" / "a_to_b.metrics.json"),
+            "detectors (frame AUC on held-out frames)": ", ".join(
+                f"{name} {d['frame_auc']:.2f}" for name, d in detection["detectors"].items()),
+            "detection report": detection["report"],
+            **reenacted}

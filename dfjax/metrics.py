@@ -33,6 +33,7 @@ from dfjax.faces.detect import FaceDetector
 from dfjax.faces.gaze import estimate_gaze
 from dfjax.faces.identity import SAME_PERSON_DISTANCE, FaceEncoder
 from dfjax.faces.landmarks import LandmarkPredictor, box_from_landmarks
+from dfjax.faces.masks import landmark_mask
 from dfjax.faces.pose import estimate_pose
 from dfjax.faces.quality import inter_ocular_distance
 from dfjax.faces.track import FaceTracker
@@ -275,3 +276,90 @@ def save_report(report: dict, path: str | Path) -> Path:
     except OSError as exc:
         raise UserError(f"cannot write {path} ({exc.strerror}); choose a writable output path.") from None
     return path
+
+
+# ----------------------------------------------------------------------------- reenactment
+
+def describe_crops(images: np.ndarray, landmarks: np.ndarray, size: int = 256) -> dict[str, np.ndarray]:
+    """dlib landmarks, head pose and gaze re-estimated on aligned crops (N, R, R, 3), at `size` px.
+
+    Each crop is resized to `size` and padded by half its size (border replicated, as in
+    `faceset_descriptor`, because dlib's box reaches past a tight crop); the predictor's box comes
+    from `landmarks` (N, 68, 2) in the crops' pixels (where the face should be), so an output and its
+    reference are measured in the same box. Returns landmarks (N, 68, 2) in `size` px crop
+    coordinates, pose (N, 3) yaw/pitch/roll and gaze (N, 2) pitch/yaw in degrees (NaN in a blink)
+    and blink (N,).
+    """
+    predictor, _ = _models()
+    images = np.asarray(images)
+    scale, pad = size / images.shape[1], size // 2
+    out = {"landmarks": [], "pose": [], "gaze": [], "blink": []}
+    for image, points in zip(images, np.asarray(landmarks, np.float64)):
+        resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+        padded = cv2.copyMakeBorder(np.ascontiguousarray(resized), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        box = box_from_landmarks(((points + 0.5) * scale - 0.5 + pad).astype(np.float32))
+        found = predictor(padded, box).astype(np.float64)
+        pose = estimate_pose(found, padded.shape[1], padded.shape[0])
+        gaze = estimate_gaze(padded, found)
+        out["landmarks"].append(found - pad)
+        out["pose"].append((pose.yaw, pose.pitch, pose.roll))
+        out["gaze"].append((math.nan, math.nan) if gaze.blink else (gaze.pitch, gaze.yaw))
+        out["blink"].append(gaze.blink)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _control(outputs: dict, drivers: dict, relative_pose: bool) -> dict:
+    pose_out, pose_drv = outputs["pose"], drivers["pose"]
+    if relative_pose:  # each identity's pose about its own median (retargeting is relative)
+        pose_out, pose_drv = pose_out - np.median(pose_out, 0), pose_drv - np.median(pose_drv, 0)
+    pose_err = np.abs(pose_out - pose_drv)
+    gaze_err = np.abs(outputs["gaze"] - drivers["gaze"])
+    seen = np.all(np.isfinite(gaze_err), axis=1)
+    return {"pose_error_deg": {name: _stats(list(pose_err[:, k])) for k, name in enumerate(("yaw", "pitch", "roll"))},
+            "gaze_error_deg": {"pitch": _stats(list(gaze_err[seen, 0])), "yaw": _stats(list(gaze_err[seen, 1])),
+                               "frames": int(seen.sum())},
+            "blink_agreement": float(np.mean(outputs["blink"] == drivers["blink"]))}
+
+
+def control_error(outputs: np.ndarray, output_landmarks: np.ndarray, drivers: np.ndarray,
+                  driver_landmarks: np.ndarray, *, relative_pose: bool = False, size: int = 256) -> dict:
+    """Control accuracy of a reenactment: pose and gaze re-estimated on the output crops and on the
+    driving crops, absolute differences in degrees (pose about each side's median when
+    `relative_pose`, for a driver of another identity), plus how often blink states agree."""
+    return _control(describe_crops(outputs, output_landmarks, size), describe_crops(drivers, driver_landmarks, size),
+                    relative_pose)
+
+
+def pixel_fidelity(outputs: np.ndarray, truths: np.ndarray, masks: np.ndarray | None = None) -> dict:
+    """Mean L1 (on [0, 1]), PSNR (dB) and SSIM of uint8 images (N, H, W, 3) against their truths;
+    with boolean `masks` (N, H, W) also L1 and PSNR over the masked pixels only (face_l1, face_psnr)."""
+    outputs, truths = np.asarray(outputs), np.asarray(truths)
+    error = (outputs.astype(np.float64) - truths.astype(np.float64)) / 255.0
+    with np.errstate(divide="ignore"):
+        psnr = [peak_signal_noise_ratio(t, o, data_range=255) for o, t in zip(outputs, truths)]
+    ssim = [structural_similarity(t, o, channel_axis=2, data_range=255) for o, t in zip(outputs, truths)]
+    out = {"l1": float(np.abs(error).mean()), "psnr": float(np.mean(psnr)), "ssim": float(np.mean(ssim))}
+    if masks is not None:
+        inside = [e[m] for e, m in zip(error, np.asarray(masks, bool)) if m.any()]
+        with np.errstate(divide="ignore"):
+            out.update(face_l1=float(np.mean([np.abs(e).mean() for e in inside])),
+                       face_psnr=float(np.mean([-10 * np.log10((e ** 2).mean()) for e in inside])))
+    return out
+
+
+def self_reenactment_scores(outputs: np.ndarray, truths: np.ndarray, truth_landmarks: np.ndarray,
+                            size: int = 256) -> dict:
+    """Self-reenactment of held-out frames: pixel fidelity, average keypoint distance and control accuracy.
+
+    outputs, truths: uint8 aligned crops (N, R, R, 3) of the same frames; truth_landmarks (N, 68, 2)
+    the truths' landmarks in crop pixels (they place dlib's box, and their hull is the face region of
+    face_l1 and face_psnr). AKD (as First Order Motion Model
+    papers report it) is the mean distance between dlib's 68 landmarks on output and truth, in
+    pixels of a `size` px crop; pose and gaze errors compare the two re-estimates.
+    """
+    described_out = describe_crops(outputs, truth_landmarks, size)
+    described_truth = describe_crops(truths, truth_landmarks, size)
+    akd = np.linalg.norm(described_out["landmarks"] - described_truth["landmarks"], axis=-1).mean(-1)
+    hulls = np.stack([landmark_mask(points, truths.shape[2], truths.shape[1], "hull") > 0 for points in truth_landmarks])
+    return {"frames": len(outputs), **pixel_fidelity(outputs, truths, hulls),
+            "akd_px": float(akd.mean()), "akd_size": size, **_control(described_out, described_truth, False)}

@@ -18,8 +18,12 @@ from dfjax import media
 TILE = 128
 
 
-def make_previewer(generator, faces: dict[str, np.ndarray], res: int):
-    """A function params -> uint8 grid image for the fixed preview faces (jitted once)."""
+def make_previewer(generator, faces: dict[str, np.ndarray], res: int, cond: dict[str, jax.Array] | None = None):
+    """A function params -> uint8 grid image for the fixed preview faces (jitted once).
+
+    cond: for a conditioned generator, each side's stacked maps of its preview faces; both the
+    reconstruction and the swap follow them (a preview, so the maps are not retargeted).
+    """
     inputs = {s: jnp.asarray(np.stack([cv2.resize(f, (res, res), interpolation=cv2.INTER_AREA) for f in faces[s]]),
                              jnp.float32) / 255.0 for s in faces}
 
@@ -28,8 +32,9 @@ def make_previewer(generator, faces: dict[str, np.ndarray], res: int):
         out = {}
         for s, other in (("a", "b"), ("b", "a")):
             z = generator.apply({"params": params}, inputs[s], method=generator.encode)
-            same, _ = generator.apply({"params": params}, z, s, method=generator.decode)
-            swapped, mask = generator.apply({"params": params}, z, other, method=generator.decode)
+            maps = None if cond is None else cond[s]
+            same, _ = generator.apply({"params": params}, z, s, maps, method=generator.decode)
+            swapped, mask = generator.apply({"params": params}, z, other, maps, method=generator.decode)
             out[s] = jnp.concatenate([inputs[s], same, swapped, jnp.repeat(mask, 3, -1)], axis=2)
         return jnp.concatenate([out["a"], out["b"]], axis=2)
 

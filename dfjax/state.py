@@ -22,15 +22,25 @@ from dfjax.checkpoint import Checkpointer
 from dfjax.config import load_saved_config
 from dfjax.errors import UserError
 from dfjax.models.autoencoder import FaceSwapAE, resolution
+from dfjax.models.conditioning import C_MAPS
 from dfjax.models.discriminator import PatchDiscriminator
 
 SIDES = ("a", "b")
 
 
+def cond_window(config: ml_collections.ConfigDict) -> int:
+    """Frames in the conditioning branch's causal window (`model.cond_window`); 0: no branch."""
+    nw = int(config.model.get("cond_window", 0) or 0)
+    if nw < 0:
+        raise UserError(f"model.cond_window={nw} must be 0 (no conditioning branch) or a number of frames >= 1.")
+    return nw
+
+
 def build_models(config: ml_collections.ConfigDict):
     dtype = jnp.dtype(config.model.dtype)
     generator = FaceSwapAE(arch=config.model.arch, dtype=dtype, param_dtype=jnp.float32,
-                           attention_res=config.model.attention_res or None, tiny_res=config.model.tiny_res)
+                           attention_res=config.model.attention_res or None, tiny_res=config.model.tiny_res,
+                           cond_channels=C_MAPS * cond_window(config), cond_width=config.model.get("cond_width", 0))
     discriminator = None
     if config.gan.enabled:
         discriminator = PatchDiscriminator(features=config.gan.features, n_layers=config.gan.n_layers,
@@ -61,7 +71,8 @@ def init_state(config, generator, discriminator, g_opt, d_opt, res: int) -> dict
     key = jax.random.key(config.seed)
     k_g, k_d = jax.random.split(key)
     dummy = jnp.zeros((1, res, res, 3), jnp.float32)
-    params = generator.init(k_g, dummy, dummy)["params"]
+    cond = (jnp.zeros((1, res, res, generator.cond_channels), jnp.float32),) * 2 if generator.cond_channels else ()
+    params = generator.init(k_g, dummy, dummy, *cond)["params"]
     state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": g_opt.init(params),
              "ema": params, "bad_steps": jnp.zeros((), jnp.int32)}
     if discriminator is not None:

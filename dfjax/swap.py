@@ -6,6 +6,11 @@ the faces already found, colour-matches, masks and pastes them back, and encodes
 exactly what was changed: beside `OUT.mp4` it writes `OUT.masks.mkv` (lossless per-frame manipulation
 masks in frame coordinates) and `OUT.json` (per frame: manipulated or not, face boxes; the model),
 and the container carries a provenance tag saying the video is synthetic and made by dfjax.
+
+A model with the deep-video-portrait conditioning branch (configs/swap_dvp.py) also gets, for every
+face, the maps of the source frame's head pose, gaze, blinks and expression over its causal window,
+retargeted to the target identity's geometry (`DriverControls`, dfjax.faces.retarget), so the
+target's decoder draws the source's latent the way the source frame moves.
 """
 
 from __future__ import annotations
@@ -23,13 +28,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from dfjax import __version__, convert, media
-from dfjax.data.faceset import dumps
+from dfjax.data.controls import render_window
+from dfjax.data.faceset import FaceSet, dumps
 from dfjax.errors import UserError
 from dfjax.extract import (ExtractOptions, collect_inputs, describe_face, face_finders, identity_descriptor,
                            image_face_finder, video_faces)
 from dfjax.faces.identity import FaceEncoder
 from dfjax.faces.landmarks import LandmarkPredictor
 from dfjax.faces.align import alignment_matrix, transform_points, warp_face
+from dfjax.faces.gaze import estimate_gaze
+from dfjax.faces.pose import estimate_pose
+from dfjax.faces.retarget import Reference, controls_from_meta, reference_of, retarget
+from dfjax.models.conditioning import C_MAPS
 from dfjax.state import TrainedModel, load_trained
 
 DIRECTIONS = {"a2b": "b", "b2a": "a"}
@@ -59,14 +69,78 @@ def provenance(model: TrainedModel, direction: str) -> dict[str, str]:
             "dfjax_config_hash": model.config_hash}
 
 
+def faceset_path(model: TrainedModel, side: str) -> Path:
+    """The face set a model trained on for identity `side` (its synthetic one when none was given)."""
+    given = model.config.data[side]
+    return Path(given) if given else Path(model.workdir) / "synth" / "facesets" / side
+
+
 def crop_settings(model: TrainedModel) -> tuple[str, float]:
     """Face type and coverage of the crops the model was trained on (from its face set)."""
-    path = Path(model.config.data.a) if model.config.data.a else Path(model.workdir) / "synth" / "facesets" / "a"
-    info_file = path / "faceset.json"
+    info_file = faceset_path(model, "a") / "faceset.json"
     if info_file.exists():
         info = json.loads(info_file.read_text())
         return info.get("face_type", "face"), float(info.get("coverage", 1.0))
     return "face", 1.0
+
+
+def identity_reference(model: TrainedModel, side: str) -> Reference:
+    """Neutral landmarks (in the model's crop pixels) and reference pose of identity `side`, from
+    the face set the model trained on."""
+    path = faceset_path(model, side)
+    if not (path / "faceset.json").exists():
+        raise UserError(f"{path} is missing: a conditioned model retargets each face onto its identities' "
+                        "training face sets; put the face set back or swap with a model without the branch.")
+    faces = FaceSet(path)
+    controls = controls_from_meta(faces.meta)
+    return reference_of(controls.landmarks * (model.resolution / faces.size), controls.pose)
+
+
+class DriverControls:
+    """The controls (landmarks, pose, gaze, eye openness) of the driving faces, retargeted from the
+    source identity to the target, over the causal window of the model's conditioning branch.
+
+    Frames come in order; a frame without a face or a jump in frame numbers restarts the window,
+    whose earliest face is then repeated, as in training (dfjax.data.controls).
+    """
+
+    def __init__(self, model: TrainedModel, target: str):
+        self.window = model.generator.cond_channels // C_MAPS
+        source = "a" if target == "b" else "b"
+        self.source_ref, self.target_ref = identity_reference(model, source), identity_reference(model, target)
+        self._history: list[dict] = []
+        self._last: int | None = None
+
+    def face(self, frame: np.ndarray, meta: dict) -> dict[str, np.ndarray]:
+        """One face's retargeted controls; pose, gaze and eye aspect ratios are estimated when the
+        metadata lacks them (stored alignments keep landmarks, matrix and pose only)."""
+        landmarks = np.asarray(meta["landmarks"], np.float64)
+        record = {"landmarks": landmarks, "matrix": meta["matrix"], "pose": meta.get("pose"),
+                  "gaze": meta.get("gaze"), "ear": meta.get("ear")}
+        if record["pose"] is None:
+            record["pose"] = estimate_pose(landmarks, frame.shape[1], frame.shape[0]).as_dict()
+        if record["gaze"] is None or record["ear"] is None:
+            gaze = estimate_gaze(frame, landmarks)
+            record.update(gaze=gaze.as_dict(), ear=list(gaze.ear))
+        c = controls_from_meta([record])
+        moved = retarget(c.landmarks, c.pose, c.gaze, c.eyes_open, self.source_ref, self.target_ref)
+        return {key: np.asarray(value[0], np.float32) for key, value in moved._asdict().items()}
+
+    def frame(self, index: int, frame: np.ndarray, metas: list[dict]) -> list[dict[str, np.ndarray]]:
+        """Windowed controls {key: (window, ...)} of each face of frame `index`; the first face is tracked."""
+        if not metas or self._last is None or index != self._last + 1:
+            self._history = []
+        self._last = index if metas else None
+        windows = []
+        for k, meta in enumerate(metas):
+            now = self.face(frame, meta)
+            history = [now]
+            if k == 0:
+                self._history = (self._history + [now])[-self.window:]
+                history = self._history
+            history = [history[0]] * (self.window - len(history)) + history
+            windows.append({key: np.stack([h[key] for h in history]) for key in now})
+        return windows
 
 
 class Swapper:
@@ -83,21 +157,31 @@ class Swapper:
         target = DIRECTIONS[options.direction]
         generator = model.generator
 
+        self.driver = DriverControls(model, target) if generator.cond_channels else None
+
         @jax.jit
-        def infer(params, faces):
-            face, mask = generator.apply({"params": params}, faces, target, method=generator.swap)
+        def infer(params, faces, controls=None):
+            maps = None if controls is None else render_window(controls, model.resolution)
+            face, mask = generator.apply({"params": params}, faces, target, maps, method=generator.swap)
             return face, mask[..., 0]
 
         self._infer = infer
 
-    def generate(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Generated faces (uint8) and model masks (float) for aligned crops, in fixed-size batches."""
+    def generate(self, crops: list[np.ndarray], controls: list[dict] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Generated faces (uint8) and model masks (float) for aligned crops, in fixed-size batches;
+        `controls` (a conditioned model) gives each crop's windowed controls (DriverControls.frame)."""
         faces, masks = [], []
         for start in range(0, len(crops), BATCH_SIZES[-1]):
             chunk = np.stack(crops[start:start + BATCH_SIZES[-1]])
             size = next(b for b in BATCH_SIZES if b >= len(chunk))
             padded = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-            face, mask = jax.device_get(self._infer(self.model.params, jnp.asarray(padded, jnp.float32) / 255.0))
+            driving = None
+            if controls is not None:  # padded by repeating the first face's controls
+                part = controls[start:start + BATCH_SIZES[-1]]
+                driving = {key: np.stack([c[key] for c in part] + [part[0][key]] * (size - len(part)))
+                           for key in part[0]}
+            face, mask = jax.device_get(self._infer(self.model.params, jnp.asarray(padded, jnp.float32) / 255.0,
+                                                    driving))
             faces.append((np.clip(face[: len(chunk)], 0, 1) * 255).round().astype(np.uint8))
             masks.append(np.asarray(mask[: len(chunk)], np.float32))
         return np.concatenate(faces), np.concatenate(masks)
@@ -118,10 +202,11 @@ class Swapper:
         pending: list = []
 
         def flush():
-            crops = [crop for _, _, found in pending for crop, _, _ in found]
-            generated, masks = self.generate(crops) if crops else ([], [])
+            crops = [crop for _, _, found, _ in pending for crop, _, _ in found]
+            controls = [c for *_, windows in pending for c in windows] if self.driver else None
+            generated, masks = self.generate(crops, controls) if crops else ([], [])
             k = 0
-            for index, frame, found in pending:
+            for index, frame, found, _ in pending:
                 out, frame_mask, boxes = frame, np.zeros(frame.shape[:2], np.uint8), []
                 for crop, _, meta in found:
                     out, face_mask = self.composite(out, crop, generated[k], masks[k], meta)
@@ -134,9 +219,10 @@ class Swapper:
                 yield index, out, frame_mask, boxes
             pending.clear()
 
-        for item in items:
-            pending.append(item)
-            if sum(len(found) for _, _, found in pending) >= BATCH_SIZES[-1]:
+        for index, frame, found in items:
+            windows = self.driver.frame(index, frame, [meta for *_, meta in found]) if self.driver else []
+            pending.append((index, frame, found, windows))
+            if sum(len(found) for _, _, found, _ in pending) >= BATCH_SIZES[-1]:
                 yield from flush()
         yield from flush()
 
@@ -199,7 +285,8 @@ def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=No
     swapped = sum(r["manipulated"] for r in records)
     sidecar = {"source": str(path), "output": str(output), "masks": str(masks_path), "direction": o.direction,
                "model": {"workdir": os.path.abspath(model.workdir), "step": model.step,
-                         "config_hash": model.config_hash, "arch": model.config.model.arch},
+                         "config_hash": model.config_hash, "arch": model.config.model.arch,
+                         "cond_window": swapper.driver.window if swapper.driver else 0},
                "options": asdict(o), "provenance": tag, "video": info.as_dict(), "frames": records}
     tmp = sidecar_path.with_name(f".{sidecar_path.name}.partial")
     tmp.write_text(dumps(sidecar))

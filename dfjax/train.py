@@ -24,25 +24,35 @@ import optax
 from dfjax import losses, parallel
 from dfjax.checkpoint import Checkpointer
 from dfjax.config import save_config
-from dfjax.data.augment import AugmentConfig, augment_batch, sample_indices
+from dfjax.data.augment import AugmentConfig, augment_batch, sample_indices, target_geometry
+from dfjax.data.controls import face_controls, window_maps
+from dfjax.data.faceset import FaceSet
 from dfjax.data.loader import HostLoader
 from dfjax.data.training_set import Side, load_side, synthetic_facesets
 from dfjax.errors import UserError
 from dfjax.models.autoencoder import resolution
 from dfjax.previews import make_previewer, write_preview
-from dfjax.state import SIDES, build_models, build_optimizer, init_state
+from dfjax.state import SIDES, build_models, build_optimizer, cond_window, init_state
 
 # ----------------------------------------------------------------------------- the update step
 
 def _side_batch(key, data, side: str, batch: int, augment: AugmentConfig, res: int, sharding):
     """Augmented batch of one side: sampled by index from the face set on the device, or (when the
-    set streams from the host) the uint8 batch the host loader delivered."""
+    set streams from the host) the uint8 batch the host loader delivered. With the conditioning
+    branch, also the stacked maps of each face's causal window ("cond"), rendered here from the
+    controls on the device and moved with the targets' augmentation (dfjax.data.controls)."""
     k_idx, k_aug = jax.random.split(key)
     if f"stream_faces_{side}" in data:
-        return augment_batch(k_aug, data[f"stream_faces_{side}"], data[f"stream_maps_{side}"], augment, res)
-    faces, maps = data[f"faces_{side}"], data[f"maps_{side}"]
-    idx = jax.lax.with_sharding_constraint(sample_indices(k_idx, faces.shape[0], batch), sharding)
-    return augment_batch(k_aug, faces[idx], maps[idx], augment, res)
+        faces, maps, idx = data[f"stream_faces_{side}"], data[f"stream_maps_{side}"], data.get(f"stream_idx_{side}")
+    else:
+        faces, maps = data[f"faces_{side}"], data[f"maps_{side}"]
+        idx = jax.lax.with_sharding_constraint(sample_indices(k_idx, faces.shape[0], batch), sharding)
+        faces, maps = faces[idx], maps[idx]
+    out = augment_batch(k_aug, faces, maps, augment, res)
+    if f"cond_{side}" in data:
+        geometry = target_geometry(k_aug, batch, faces.shape[1], augment, res)
+        out["cond"] = window_maps(data[f"cond_{side}"], idx, geometry, res)
+    return out
 
 
 def _reconstruction(config, face, target, maps, vgg=None, vgg_params=None):
@@ -75,7 +85,8 @@ def train_step(state, data, *, config, generator, discriminator, g_opt, d_opt, a
     gan = losses.gan_losses(config.gan.objective) if discriminator is not None else None
 
     def generator_loss(params):
-        out = generator.apply({"params": params}, batch["a"]["inputs"], batch["b"]["inputs"])
+        conds = [batch[s]["cond"] for s in SIDES if "cond" in batch[s]]
+        out = generator.apply({"params": params}, batch["a"]["inputs"], batch["b"]["inputs"], *conds)
         metrics, total = {}, 0.0
         for s in SIDES:
             target, maps = batch[s]["targets"], batch[s]["target_masks"]
@@ -197,6 +208,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             data_sharding[f"faces_{s}"] = data_sharding[f"maps_{s}"] = rep
         else:
             data_sharding[f"stream_faces_{s}"] = data_sharding[f"stream_maps_{s}"] = shard
+        if cond_window(config):  # per-frame controls for the conditioning maps, beside the faces
+            controls = face_controls(FaceSet(side.path), cond_window(config))
+            data[f"cond_{s}"] = {k: parallel.put_replicated(v, mesh) for k, v in controls.items()}
+            data_sharding[f"cond_{s}"] = rep
+            if not config.data.on_device:
+                data_sharding[f"stream_idx_{s}"] = shard
     vgg = None
     if config.loss.perceptual:
         vgg, data["vgg"] = load_perceptual(config, mesh)
@@ -224,8 +241,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
         for i, (s, side) in enumerate(sides.items()):
             loaders[s] = HostLoader((side.faces, side.maps), config.train.batch_per_side, seed=config.seed * 2 + i,
                                     start_step=start, device_put=lambda b: tuple(put(x) for x in b))
-    preview = make_previewer(generator, {s: side.faces[np.linspace(0, len(side.faces) - 1, 4).astype(int)]
-                                         for s, side in sides.items()}, res)
+    shown = {s: np.linspace(0, len(side.faces) - 1, 4).astype(int) for s, side in sides.items()}
+    preview_cond = None
+    if cond_window(config):  # previews draw each face with its own (unaugmented) maps
+        plain = AugmentConfig(enabled=False)
+        preview_cond = {s: window_maps(data[f"cond_{s}"], jnp.asarray(shown[s]),
+                                       target_geometry(jax.random.key(0), 4, side.faces.shape[1], plain, res), res)
+                        for s, side in sides.items()}
+    preview = make_previewer(generator, {s: side.faces[shown[s]] for s, side in sides.items()}, res, preview_cond)
 
     from tensorboardX import SummaryWriter
 
@@ -241,6 +264,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
         while step < config.train.steps:
             for s, loader in loaders.items():
                 data[f"stream_faces_{s}"], data[f"stream_maps_{s}"] = next(loader)
+                if f"cond_{s}" in data:  # the loader's faces of this step, for their controls
+                    data[f"stream_idx_{s}"] = parallel.put_batch(loader.batch_indices(step).astype(np.int32), mesh)
             state, metrics = step_fn(state, data)
             step += 1
             if pending is not None:  # metrics one step behind: the host never waits on the device

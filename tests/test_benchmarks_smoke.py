@@ -44,3 +44,15 @@ def test_extract_measures():
     iod = np.full(5, 10.0)
     assert bench.jitter(seq, iod) == pytest.approx(0.1)
     assert bench.jitter(seq, iod, order=2) == pytest.approx(0.0)
+
+
+def test_detect_tiny_run(tmp_path):
+    out = tmp_path / "detect.jsonl"
+    lines = run("detect.py", "--tiny", "--detectors", "spectral,dct,meso4", "--steps", "2", "--frames", "16",
+                "--out", str(out))
+    header, *results = lines
+    assert header["detector"] == "header" and header["tiny"] is True
+    assert [r["detector"] for r in results] == ["spectral", "dct", "meso4"]
+    assert all(r["train_images_per_s"] > 0 and r["infer_frames_per_s"] > 0 for r in results)
+    assert results[-1]["size"] == 64 and results[-1]["loss_finite"] and results[-1]["params_m"] > 0
+    assert [json.loads(line) for line in out.read_text().splitlines()] == lines

@@ -301,4 +301,33 @@ def gather(faces: jax.Array, masks: jax.Array, idx: jax.Array) -> tuple[jax.Arra
     return faces_b, masks_b
 
 
-__all__ = ["AugmentConfig", "augment_batch", "gather", "lab_to_rgb", "rgb_to_lab", "sample_indices"]
+def target_geometry(key: jax.Array, batch: int, source_size: int, config: AugmentConfig,
+                    out_size: int | None = None) -> jax.Array:
+    """(B, 2, 3) affine maps from face-set pixels to the pixels of `augment_batch`'s targets.
+
+    For the same key, batch, face-set size S, config and out_size as `augment_batch`, point p of
+    sample i's face (pixel centres at integer coordinates) lands at `target_geometry(...)[i] @ (p, 1)`
+    in its target (and target mask): the geometry that conditioning landmarks need so their maps
+    stay on the augmented face. A negative determinant marks a flipped sample. The warp moves only
+    the inputs, so it is not part of this map.
+    """
+    out_size = int(out_size or source_size)
+    uniform, _ = _draw(key, batch, config)
+    size = out_size if out_size < source_size else source_size  # the size `_augment_one` samples from
+
+    def affine(scale: float) -> np.ndarray:  # pixel centres (p + 0.5) * scale - 0.5, as a 3x3 matrix
+        return np.array([[scale, 0, (scale - 1) / 2], [0, scale, (scale - 1) / 2], [0, 0, 1]], np.float32)
+
+    to_work = jnp.asarray(affine(size / source_size))      # face-set pixels -> working pixels
+    from_grid = jnp.asarray(affine(out_size / size))       # inverse of _output_grid(out_size, size)
+    if config.enabled:
+        inverse = jax.vmap(lambda u: _affine_inverse(u, size, config))(uniform)  # output grid -> working
+        bottom = jnp.broadcast_to(jnp.asarray([0.0, 0.0, 1.0], jnp.float32), (batch, 1, 3))
+        forward = jnp.linalg.inv(jnp.concatenate([inverse, bottom], axis=1))
+    else:
+        forward = jnp.broadcast_to(jnp.eye(3, dtype=jnp.float32), (batch, 3, 3))
+    return jnp.einsum("ij,bjk,kl->bil", from_grid, forward, to_work, precision=_HIGHEST)[:, :2]
+
+
+__all__ = ["AugmentConfig", "augment_batch", "gather", "lab_to_rgb", "rgb_to_lab", "sample_indices",
+           "target_geometry"]

@@ -12,6 +12,11 @@ Architectures (layer specs in shared/BENCHMARKS.md, PyTorch peer in shared/peers
   fed with [inter_b(z), inter_ab(z)] for B and [inter_ab(z), inter_ab(z)] for A (and for swaps);
   2,255,748 parameters.
 
+Any of them takes the deep-video-portrait conditioning branch with `cond_channels > 0`
+(dfjax.models.modulation): the forward pass then also takes each side's stacked conditioning maps
+(N, R, R, cond_channels), encoded once by a shared `ConditionEncoder`, and every decoder is
+modulated by them at four scales. With `cond_channels=0` the model is exactly the plain one.
+
 Images are NHWC in [0, 1]; faces and masks come out of float32 sigmoids whatever `dtype` computes.
 Typical use::
 
@@ -19,6 +24,10 @@ Typical use::
     params = model.init(key, x_a, x_b)["params"]          # both decoders in one init
     out = model.apply({"params": params}, x_a, x_b)       # face_a, mask_a, face_b, mask_b
     fake_b, mask = model.apply({"params": params}, x_a, "b", method=FaceSwapAE.swap)
+
+    dvp = FaceSwapAE("tiny", cond_channels=27)                  # C_MAPS (9) maps x a window of 3
+    out = dvp.apply({"params": p}, x_a, x_b, cond_a, cond_b)     # maps (N, R, R, 27) per side
+    fake_b, mask = dvp.apply({"params": p}, x_a, "b", maps_a_as_b, method=FaceSwapAE.swap)
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import flax.linen as nn
 
 from dfjax.models.attention import SelfAttention
 from dfjax.models.blocks import Conv, Residual, Upscale
+from dfjax.models.modulation import ConditionEncoder, Modulation, condition_widths
 
 Dtype = Any
 
@@ -119,17 +129,28 @@ class Decoder(nn.Module):
     that resolution (the code's resolution, or after any of its three upscales). Its attention
     matrix is (res^2)^2 per image: 64 MiB in float32 at 64 x 64, so keep it at 32 or below for
     large batches.
+
+    With `conditioned`, `cond` maps each resolution to condition features (a ConditionEncoder's
+    output) and a `Modulation` runs on the code and after every upscale of both heads.
     """
 
     spec: _Spec
     attention_res: int | None = None
+    conditioned: bool = False
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def __call__(self, z: jax.Array, cond: dict[int, jax.Array] | None = None) -> tuple[jax.Array, jax.Array]:
         s = self.spec
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        if self.conditioned and cond is None:
+            raise ValueError("this decoder is conditioned: pass the condition features")
+
+        def modulate(x: jax.Array, name: str) -> jax.Array:
+            return Modulation(name=name, **kw)(x, cond[x.shape[1]]) if self.conditioned else x
+
+        z = modulate(z, "cond_code")
         valid = [z.shape[1] * 2 ** k for k in range(4)]
         if self.attention_res is not None and self.attention_res not in valid:
             raise ValueError(f"attention_res must be one of {valid} for this model, "
@@ -148,12 +169,12 @@ class Decoder(nn.Module):
                 x = Residual(c, name=f"face_res{i}b", **kw)(x)
             else:
                 x = Upscale(c, name=f"face_up{i}", **kw)(x)
-            x = attend(x)
+            x = attend(modulate(x, f"face_cond{i}"))
         face = Conv(3, 5, 1, name="face_out", **kw)(x)
 
         m = z
         for i, c in enumerate(s.mask_ch):
-            m = Upscale(c, name=f"mask_up{i}", **kw)(m)
+            m = modulate(Upscale(c, name=f"mask_up{i}", **kw)(m), f"mask_cond{i}")
         mask = Conv(1, 5, 1, name="mask_out", **kw)(m)
         return nn.sigmoid(face.astype(jnp.float32)), nn.sigmoid(mask.astype(jnp.float32))
 
@@ -161,7 +182,9 @@ class Decoder(nn.Module):
 class FaceSwapAE(nn.Module):
     """Shared encoder, decoder A and decoder B (or LIAE's intermediates and shared decoder).
 
-    `cond_channels` is reserved for the conditioning branch (pose, gaze, mask) and must be 0 for now.
+    `cond_channels` > 0 adds the conditioning branch: stacked maps with that many channels drive
+    the decoders through a shared ConditionEncoder of base width `cond_width` (0: a quarter of the
+    encoder's first width, at least 16).
     """
 
     arch: str = "original"
@@ -170,20 +193,25 @@ class FaceSwapAE(nn.Module):
     attention_res: int | None = None
     cond_channels: int = 0
     tiny_res: int = 64
+    cond_width: int = 0
 
     def setup(self) -> None:
-        if self.cond_channels:
-            raise NotImplementedError("the conditioning branch is not built yet: use cond_channels=0")
+        if self.cond_channels < 0:
+            raise ValueError(f"cond_channels must be >= 0, got {self.cond_channels}")
         spec = _spec(self.arch, self.tiny_res)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        conditioned = self.cond_channels > 0
         self.encoder = Encoder(spec, bottleneck=not spec.liae, **kw)
+        if conditioned:
+            base = self.cond_width or max(16, spec.enc_dims // 4)
+            self.cond_encoder = ConditionEncoder(condition_widths(base), **kw)
         if spec.liae:
             self.inter_ab = Bottleneck(spec, **kw)
             self.inter_b = Bottleneck(spec, **kw)
-            self.decoder = Decoder(spec, self.attention_res, **kw)
+            self.decoder = Decoder(spec, self.attention_res, conditioned, **kw)
         else:
-            self.decoder_a = Decoder(spec, self.attention_res, **kw)
-            self.decoder_b = Decoder(spec, self.attention_res, **kw)
+            self.decoder_a = Decoder(spec, self.attention_res, conditioned, **kw)
+            self.decoder_b = Decoder(spec, self.attention_res, conditioned, **kw)
 
     @property
     def resolution(self) -> int:
@@ -194,29 +222,51 @@ class FaceSwapAE(nn.Module):
         """Faces (N, R, R, 3) in [0, 1] -> the shared code (a feature map; flat for LIAE)."""
         return self.encoder(x)
 
-    def decode(self, z: jax.Array, side: str) -> tuple[jax.Array, jax.Array]:
-        """Code -> (face (N, R, R, 3), mask (N, R, R, 1)) as identity `side` ("a" or "b")."""
+    def _condition(self, cond: jax.Array | None) -> dict[int, jax.Array] | None:
+        """Condition features of stacked maps (None for a plain model); checks they fit the model."""
+        if not self.cond_channels:
+            if cond is not None:
+                raise ValueError("this model has no conditioning branch (cond_channels=0); pass no maps")
+            return None
+        r = self.resolution
+        if cond is None or cond.shape[1:] != (r, r, self.cond_channels):
+            got = None if cond is None else tuple(cond.shape[1:])
+            raise ValueError(f"this model is conditioned: pass maps of shape (N, {r}, {r}, {self.cond_channels}), "
+                             f"got {got}")
+        return self.cond_encoder(cond)
+
+    def decode(self, z: jax.Array, side: str, cond: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """Code -> (face (N, R, R, 3), mask (N, R, R, 1)) as identity `side` ("a" or "b").
+
+        cond: the stacked conditioning maps (N, R, R, cond_channels) of a conditioned model.
+        """
         if side not in SIDES:
             raise ValueError(f"side must be 'a' or 'b', got {side!r}")
+        features = self._condition(cond)
         if _spec(self.arch, self.tiny_res).liae:
             shared = self.inter_ab(z)
             own = shared if side == "a" else self.inter_b(z)
-            return self.decoder(jnp.concatenate([own, shared], axis=-1))
-        return (self.decoder_a if side == "a" else self.decoder_b)(z)
+            return self.decoder(jnp.concatenate([own, shared], axis=-1), features)
+        return (self.decoder_a if side == "a" else self.decoder_b)(z, features)
 
-    def __call__(self, x_a: jax.Array, x_b: jax.Array) -> dict[str, jax.Array]:
-        """The training forward pass: A through decoder A, B through decoder B.
+    def __call__(self, x_a: jax.Array, x_b: jax.Array, cond_a: jax.Array | None = None,
+                 cond_b: jax.Array | None = None) -> dict[str, jax.Array]:
+        """The training forward pass: A through decoder A, B through decoder B (each with its maps).
 
         The shared encoder runs once per side rather than on the concatenated batch: with the batch
         sharded over devices, concatenating and splitting would move rows between devices.
         """
-        face_a, mask_a = self.decode(self.encode(x_a), "a")
-        face_b, mask_b = self.decode(self.encode(x_b), "b")
+        face_a, mask_a = self.decode(self.encode(x_a), "a", cond_a)
+        face_b, mask_b = self.decode(self.encode(x_b), "b", cond_b)
         return dict(face_a=face_a, mask_a=mask_a, face_b=face_b, mask_b=mask_b)
 
-    def swap(self, x: jax.Array, to: str) -> tuple[jax.Array, jax.Array]:
-        """Render the faces `x` as identity `to`: decode(encode(x), to)."""
-        return self.decode(self.encode(x), to)
+    def swap(self, x: jax.Array, to: str, cond: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """Render the faces `x` as identity `to`: decode(encode(x), to, cond).
+
+        For a conditioned model, `cond` is the maps the output should follow: at swap time the
+        source frame's, retargeted to identity `to` (dfjax.faces.retarget).
+        """
+        return self.decode(self.encode(x), to, cond)
 
 
 def count_params(tree: Any) -> int:
@@ -229,5 +279,6 @@ def param_count(arch: str, **fields: Any) -> int:
     model = FaceSwapAE(arch, **fields)
     r = model.resolution
     x = jax.ShapeDtypeStruct((1, r, r, 3), jnp.float32)
-    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), x, x)
+    cond = (jax.ShapeDtypeStruct((1, r, r, model.cond_channels), jnp.float32),) * 2 if model.cond_channels else ()
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), x, x, *cond)
     return count_params(shapes["params"])

@@ -1,0 +1,180 @@
+"""Does the deep-video-portrait conditioning branch make swaps follow the driver's head pose and gaze?
+
+    .venv/bin/python benchmarks/dvp_control.py --out benchmarks/results/dvp_control-$(date +%F).jsonl
+
+results/dvp_control-2026-11-23.jsonl was made with `--frames 300 --steps 300 --batch 8` on 2 shared CPU
+cores (about 25 minutes): far from converged, so it says little about a trained model.
+
+On synthetic data with exact ground truth (`dfjax.data.synthetic.synthesize`: identities a and b,
+yaw within about +-40, gaze +-15 pitch / +-20 yaw degrees, blinks), the tiny swap model of
+configs/swap_dvp.py:tiny is trained twice on the same face sets with the same seed and steps:
+branch on (model.cond_window=3) and off (model.cond_window=0, exactly the plain model). Each swaps
+a.mp4 to identity b (faces from the face set's alignments, so both see the same crops), and the
+outputs are scored against the ground truth of the exact swap (truth/a_as_b_truth.npz: b's face
+in a's frames, a's pose and gaze) and against the driving frames:
+
+- head pose: dlib's 68 landmarks predicted on the output in the exact swap's face box, then
+  `estimate_pose` (yaw, pitch, roll);
+- gaze, two ways: `estimate_gaze` on the output with the exact swap's landmarks (is the generated
+  pupil where b's pupil should be: the landmark detector's noise left out), and with the dlib
+  landmarks of the output (what a detector-based evaluation sees);
+- the same estimators on the exact swap video (`floor`: the estimators' own error) and on the
+  driving video a.mp4 (`driver`).
+
+Errors are mean absolute degrees over the frames whose eyes are open in the ground truth (gaze) or
+all frames (pose); `vs_driver` compares the output's estimates with the same estimates on a.mp4.
+One JSON line per model plus the header and the two reference lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+
+from report import Reporter  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ANGLES = ("yaw", "pitch", "roll")
+
+
+def estimates(video: Path, boxes_from: np.ndarray, gaze_landmarks: np.ndarray) -> dict[str, np.ndarray]:
+    """Per frame: pose (N, 3) from dlib landmarks in the box of `boxes_from` (N, 68, 2), gaze (N, 2) with
+    those landmarks and gaze (N, 2) with `gaze_landmarks`; NaN where the estimator saw no pupil."""
+    from dfjax import media
+    from dfjax.faces.gaze import estimate_gaze
+    from dfjax.faces.landmarks import LandmarkPredictor, box_from_landmarks
+    from dfjax.faces.pose import estimate_pose
+
+    predictor = LandmarkPredictor()
+    pose, gaze_dlib, gaze_truth = [], [], []
+    for index, frame in media.iter_frames(video):
+        h, w = frame.shape[:2]
+        points = predictor(frame, box_from_landmarks(boxes_from[index])).astype(np.float64)
+        p = estimate_pose(points, w, h)
+        pose.append([p.yaw, p.pitch, p.roll])
+        g = estimate_gaze(frame, points)
+        gaze_dlib.append([g.pitch, g.yaw])
+        g = estimate_gaze(frame, gaze_landmarks[index])
+        gaze_truth.append([g.pitch, g.yaw])
+    return {"pose": np.array(pose), "gaze_dlib": np.array(gaze_dlib), "gaze_truth_lm": np.array(gaze_truth)}
+
+
+def errors(est: dict, pose: np.ndarray, gaze: np.ndarray, open_eyes: np.ndarray) -> dict:
+    """Mean absolute errors (degrees) of estimates against reference pose (N, 3) and gaze (N, 2)."""
+    r = lambda v: round(float(v), 2)  # noqa: E731
+    out = {f"pose_{n}_mae": r(np.mean(np.abs(est["pose"][:, i] - pose[:, i]))) for i, n in enumerate(ANGLES)}
+    for method in ("gaze_truth_lm", "gaze_dlib"):
+        diff = np.abs(est[method] - gaze)[open_eyes]
+        seen = ~np.isnan(diff).any(axis=1)
+        out[f"{method}_pitch_mae"] = r(diff[seen, 0].mean()) if seen.any() else None
+        out[f"{method}_yaw_mae"] = r(diff[seen, 1].mean()) if seen.any() else None
+        out[f"{method}_frames"] = int(seen.sum())
+    return out
+
+
+def against_driver(est: dict, driver: dict, open_eyes: np.ndarray) -> dict:
+    """Mean absolute differences (degrees) from the same estimates on the driving video."""
+    r = lambda v: round(float(v), 2)  # noqa: E731
+    out = {f"pose_{n}_mae": r(np.mean(np.abs(est["pose"][:, i] - driver["pose"][:, i]))) for i, n in enumerate(ANGLES)}
+    for method in ("gaze_truth_lm", "gaze_dlib"):
+        diff = np.abs(est[method] - driver[method])[open_eyes]
+        seen = ~np.isnan(diff).any(axis=1)
+        out[f"{method}_pitch_mae"] = r(diff[seen, 0].mean()) if seen.any() else None
+        out[f"{method}_yaw_mae"] = r(diff[seen, 1].mean()) if seen.any() else None
+        out[f"{method}_frames"] = int(seen.sum())
+    return out
+
+
+def train_and_swap(name: str, window: int, sets: tuple[Path, Path], steps: int, batch: int, root: Path,
+                   video: Path) -> tuple[Path, dict]:
+    from dfjax.config import apply_overrides, load_config
+    from dfjax.swap import SwapOptions, swap
+    from dfjax.train import train_and_evaluate
+
+    config = apply_overrides(load_config("configs/swap_dvp.py:tiny"), [
+        f"data.a='{sets[0]}'", f"data.b='{sets[1]}'", f"model.cond_window={window}", f"train.steps={steps}",
+        f"train.batch_per_side={batch}", "log.preview_every=100000", f"log.checkpoint_every={steps}"])
+    started = time.perf_counter()
+    summary = train_and_evaluate(config, root / name)
+    train_s = time.perf_counter() - started
+    out = root / f"{name}.mp4"
+    started = time.perf_counter()
+    swap(video, out, root / name, SwapOptions(lossless=True, workers=1), alignments=sets[0])
+    return out, {"loss": summary["loss"], "train_s": round(train_s, 1), "step_ms": round(1000 * train_s / steps, 1),
+                 "swap_s": round(time.perf_counter() - started, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=300, help="frames per identity")
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--batch", type=int, default=16, help="faces per side per step")
+    parser.add_argument("--window", type=int, default=3, help="cond_window of the branch-on model")
+    parser.add_argument("--workdir", default=None, help="keep the data, models and swaps here")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+
+    import jax
+
+    from dfjax.data.synthetic import synthesize
+
+    emit = Reporter()
+    root = Path(args.workdir or tempfile.mkdtemp(prefix="dvp_control_"))
+    synth = root / "synth"
+    if not (synth / "truth" / "a_as_b_truth.npz").exists():
+        synthesize(synth, frames=args.frames, size=256, face_size=64, overwrite=True)
+    sets = (synth / "facesets" / "a", synth / "facesets" / "b")
+    truth = np.load(synth / "truth" / "a_as_b_truth.npz")
+    driver_truth = np.load(synth / "truth" / "a.npz")
+    open_eyes = ~truth["blink"].astype(bool)
+    emit({"benchmark": "dvp_control", "case": "header", "date": dt.date.today().isoformat(),
+          "backend": jax.default_backend(), "devices": jax.device_count(), "frames": args.frames,
+          "frame_size": 256, "face_size": 64, "config": "configs/swap_dvp.py:tiny", "steps": args.steps,
+          "batch_per_side": args.batch, "open_eye_frames": int(open_eyes.sum()),
+          "truth_gaze_abs_mean": {"pitch": round(float(np.abs(truth["gaze"][open_eyes, 0]).mean()), 2),
+                                  "yaw": round(float(np.abs(truth["gaze"][open_eyes, 1]).mean()), 2)},
+          "truth_pose_abs_mean": {n: round(float(np.abs(truth["pose"][:, i]).mean()), 2) for i, n in enumerate(ANGLES)}})
+
+    lm = truth["landmarks"].astype(np.float64)
+    floor = estimates(synth / "videos" / "a_as_b_truth.mp4", lm, lm)
+    driver = estimates(synth / "videos" / "a.mp4", driver_truth["landmarks"], driver_truth["landmarks"].astype(np.float64))
+    emit({"benchmark": "dvp_control", "case": "floor: the exact swap a_as_b_truth.mp4",
+          "vs_truth": errors(floor, truth["pose"], truth["gaze"], open_eyes),
+          "vs_driver": against_driver(floor, driver, open_eyes)})
+    emit({"benchmark": "dvp_control", "case": "driver: a.mp4 itself",
+          "vs_truth": errors(driver, truth["pose"], truth["gaze"], open_eyes)})
+
+    for name, window in (("branch_on", args.window), ("branch_off", 0)):
+        video, info = train_and_swap(name, window, sets, args.steps, args.batch, root, synth / "videos" / "a.mp4")
+        est = estimates(video, lm, lm)
+        record = {"benchmark": "dvp_control", "case": name, "cond_window": window, **info,
+                  "vs_truth": errors(est, truth["pose"], truth["gaze"], open_eyes)}
+        record["vs_driver"] = against_driver(est, driver, open_eyes)
+        record["psnr_vs_exact_swap"] = psnr(video, synth / "videos" / "a_as_b_truth.mp4")
+        emit(record)
+    if args.out:
+        emit.save(args.out)
+    return 0
+
+
+def psnr(video: Path, reference: Path) -> float:
+    """Mean PSNR (dB) over frames of two videos of the same size and length."""
+    from dfjax import media
+
+    values = []
+    for (_, a), (_, b) in zip(media.iter_frames(video), media.iter_frames(reference)):
+        mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+        values.append(10 * math.log10(255 ** 2 / max(mse, 1e-12)))
+    return round(float(np.mean(values)), 2)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

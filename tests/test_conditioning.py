@@ -1,0 +1,88 @@
+"""Conditioning maps and motion retargeting: where the maps are drawn and what moves them."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dfjax.faces.align import alignment_matrix, transform_points
+from dfjax.faces.masks import landmark_mask
+from dfjax.faces.retarget import Reference, reference_of, retarget
+from dfjax.models.conditioning import C_MAPS, CHANNELS, TRIANGLES, render_maps, stack_window, window_indices
+
+SIZE = 128
+PUPILS, EYES, MASK = CHANNELS.index("pupils"), CHANNELS.index("eyes"), CHANNELS.index("mask")
+
+
+@pytest.fixture(scope="module")
+def render():
+    return jax.jit(render_maps, static_argnums=4)
+
+
+@pytest.fixture(scope="module")
+def crop_landmarks(astronaut_landmarks) -> np.ndarray:
+    """The astronaut's landmarks in a SIZE px aligned crop."""
+    return transform_points(astronaut_landmarks, alignment_matrix(astronaut_landmarks, SIZE))
+
+
+def _draw(render, landmarks, gaze, eyes_open, pose=(0.0, 0.0, 0.0)):
+    n = len(gaze)
+    return np.asarray(render(np.repeat(landmarks[None], n, 0), np.tile(pose, (n, 1)), np.asarray(gaze, np.float32),
+                             np.asarray(eyes_open, np.float32), SIZE))
+
+
+def test_maps_cover_the_face_hull(render, crop_landmarks):
+    maps = _draw(render, crop_landmarks, [[0.0, 0.0]], [[1.0, 1.0]])
+    assert maps.shape == (1, SIZE, SIZE, C_MAPS) and maps.dtype == np.float32
+    assert 0.0 <= maps.min() and maps.max() <= 1.0
+    hull = landmark_mask(crop_landmarks, SIZE, SIZE, "hull") > 0
+    mask = maps[0, ..., MASK] > 0.5
+    assert (hull & mask).sum() / (hull | mask).sum() > 0.9
+    face = maps[0, ..., :3].max(-1) > 0  # the correspondence map is drawn on the face, nowhere else
+    assert (face & hull).sum() / (face | hull).sum() > 0.9
+    assert len(TRIANGLES) > 100
+
+
+def _centroid(channel: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(channel > 0.5)
+    return np.array([xs.mean(), ys.mean()])
+
+
+def test_pupil_moves_with_gaze_and_closed_eyes_have_none(render, crop_landmarks):
+    gazes = [[0.0, 0.0], [0.0, 25.0], [0.0, -25.0], [20.0, 0.0], [-20.0, 0.0], [0.0, 0.0]]
+    maps = _draw(render, crop_landmarks, gazes, [[1.0, 1.0]] * 5 + [[0.0, 0.0]])
+    centre, right, left, up, down = (_centroid(maps[i, ..., PUPILS]) for i in range(5))
+    assert right[0] > centre[0] + 1 and left[0] < centre[0] - 1  # positive yaw looks toward image right
+    assert up[1] < centre[1] - 0.5 and down[1] > centre[1] + 0.5  # positive pitch looks up (smaller y)
+    assert maps[5, ..., PUPILS].sum() == 0 and maps[5, ..., EYES].sum() > 0  # closed: a lid line, no pupil
+    assert maps[5, ..., EYES].sum() < maps[0, ..., EYES].sum()
+
+
+def test_window_repeats_the_first_frame_at_a_start():
+    seq = jnp.arange(2 * 2 * 4 * 4 * 3, dtype=jnp.float32).reshape(2, 2, 4, 4, 3)
+    window = np.asarray(stack_window(seq, 3))
+    assert window.shape == (2, 4, 4, 9)
+    np.testing.assert_array_equal(window[..., 0:3], seq[:, 0])
+    np.testing.assert_array_equal(window[..., 3:6], seq[:, 0])
+    np.testing.assert_array_equal(window[..., 6:9], seq[:, 1])
+    np.testing.assert_array_equal(np.asarray(stack_window(seq, 1)), seq[:, 1])
+    idx = window_indices(np.array([0, 1, 2, 5, 6, 0, 1]), np.array([0, 0, 0, 0, 0, 1, 1]), 3)
+    np.testing.assert_array_equal(idx, [[0, 0, 0], [0, 0, 1], [0, 1, 2], [3, 3, 3], [3, 3, 4], [5, 5, 5], [5, 5, 6]])
+
+
+def test_retarget_with_identical_references_is_the_identity(crop_landmarks):
+    rng = np.random.default_rng(0)
+    landmarks = crop_landmarks[None] + rng.normal(0, 2, (5, 68, 2))
+    poses = rng.normal(0, 10, (5, 3))
+    gaze, eyes_open = rng.normal(0, 10, (5, 2)), rng.uniform(0, 1, (5, 2))
+    ref = reference_of(landmarks, poses)
+    out = retarget(landmarks, poses, gaze, eyes_open, ref, ref)
+    for got, want in zip(out, (landmarks, poses, gaze, eyes_open)):
+        np.testing.assert_allclose(got, want, atol=1e-9)
+    # A target twice as large with another neutral pose: offsets double, pose is relative.
+    big = Reference(ref.neutral * 2, ref.iod * 2, ref.pose + 5.0)
+    moved = retarget(ref.neutral[None], ref.pose[None], gaze[:1], eyes_open[:1], ref, big)
+    np.testing.assert_allclose(moved.landmarks[0], big.neutral)
+    np.testing.assert_allclose(moved.pose[0], big.pose)
