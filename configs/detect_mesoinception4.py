@@ -14,16 +14,8 @@ made by self-blending every epoch), bf16 (bfloat16 compute).
 
 import ml_collections
 
-from detect.cnn import cnn_config
-
-FLAGS = {"tiny", "sbi", "bf16"}
+from detect.cnn import config_from_arg
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    flags = {p.strip() for p in (arg or "").split(",") if p.strip()}
-    if not flags <= FLAGS:
-        raise ValueError(f"unknown arguments {sorted(flags - FLAGS)}; expected some of {sorted(FLAGS)}")
-    c = cnn_config("mesoinception4", tiny="tiny" in flags, sbi="sbi" in flags)
-    if "bf16" in flags:
-        c.model.dtype = "bfloat16"
-    return c
+    return config_from_arg("mesoinception4", arg)

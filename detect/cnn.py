@@ -44,6 +44,20 @@ from dfjax.errors import UserError
 ARCHS = tuple(MODELS)
 
 
+CONFIG_FLAGS = {"tiny", "sbi", "bf16"}
+
+
+def config_from_arg(arch: str, arg: str = "") -> ml_collections.ConfigDict:
+    """The config of `arch` from a configs/detect_*.py argument: comma-separated tiny, sbi, bf16."""
+    flags = {p.strip() for p in (arg or "").split(",") if p.strip()}
+    if not flags <= CONFIG_FLAGS:
+        raise ValueError(f"unknown arguments {sorted(flags - CONFIG_FLAGS)}; expected some of {sorted(CONFIG_FLAGS)}")
+    c = cnn_config(arch, tiny="tiny" in flags, sbi="sbi" in flags)
+    if "bf16" in flags:
+        c.model.dtype = "bfloat16"
+    return c
+
+
 def cnn_config(arch: str, tiny: bool = False, sbi: bool = False) -> ml_collections.ConfigDict:
     """The default config of `arch` (DeepfakeBench settings at 256 px; `tiny`: 64 px, seconds on a CPU)."""
     if arch not in ARCHS:
