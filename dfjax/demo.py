@@ -65,4 +65,4 @@ def run_demo(output: str | Path, *, frames: int = 240, steps: int = 600, progres
             "detectors (frame AUC on held-out frames)": ", ".join(
                 f"{name} {d['frame_auc']:.2f}" for name, d in detection["detectors"].items()),
             "detection report": detection["report"],
-            **reenacted}
+            **{("reenactment metrics" if k == "metrics" else k): v for k, v in reenacted.items()}}
