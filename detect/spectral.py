@@ -185,5 +185,3 @@ class DCTDetector(_FeatureDetector):
             return pipe  # too few samples per class to cross-validate
         return GridSearchCV(pipe, {"clf__C": list(self.Cs)}, cv=3, scoring="roc_auc", refit=True)
 
-
-DETECTORS = {"spectral": SpectralDetector, "dct": DCTDetector}

@@ -47,10 +47,12 @@ def make_previewer(generator, faces: dict[str, np.ndarray], res: int, cond: dict
     return grid
 
 
-def write_preview(workdir: Path, step: int, image: np.ndarray, tb=None) -> Path:
+def write_preview(workdir: Path, step: int, image: np.ndarray, tb=None,
+                  layout: str = "A, A->A, A->B, mask | B, B->B, B->A, mask") -> Path:
+    """previews/step_N.png and previews/latest.png (and TensorBoard); `layout` says what the grid shows."""
     folder = workdir / "previews"
     path = folder / f"step_{step:07d}.png"
-    media.write_image(path, image, {"dfjax": f"preview step {step}: A, A->A, A->B, mask | B, B->B, B->A, mask"})
+    media.write_image(path, image, {"dfjax": f"preview step {step}: {layout}"})
     media.write_image(folder / "latest.png", image)
     if tb is not None:
         tb.add_image("preview", image, step, dataformats="HWC")

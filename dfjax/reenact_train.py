@@ -39,6 +39,7 @@ from dfjax.faces.retarget import Controls, Reference, controls_from_meta, refere
 from dfjax.models.conditioning import C_MAPS, render_maps, stack_window, window_indices
 from dfjax.models.discriminator import PatchDiscriminator
 from dfjax.models.unet import UNet
+from dfjax.previews import write_preview
 from dfjax.state import build_optimizer
 
 RENDER_CHUNK = 32  # frames per map-rendering call (a fixed shape: one compilation)
@@ -340,7 +341,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             if step % config.log.preview_every == 0 or step == config.train.steps:
                 grid = preview(state["ema"])
                 if chief:
-                    _write_preview(workdir, step, grid, tb)
+                    write_preview(workdir, step, grid, tb, "reenact: correspondence map, eyes/pupils/mask, generated, real")
             if step % config.log.checkpoint_every == 0:
                 checkpointer.save(step, state)
             if stop.raised:
@@ -365,11 +366,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             "images_per_s": round((step - start) * config.train.batch / max(seconds, 1e-9), 1),
             "devices": mesh.size, "loss": None if last_log is None else last_log["loss"],
             "preview": str(workdir / "previews" / "latest.png")}
-
-
-def _write_preview(workdir: Path, step: int, image: np.ndarray, tb=None) -> None:
-    text = {"dfjax": f"reenact preview step {step}: correspondence map, eyes/pupils/mask, generated, real"}
-    media.write_image(workdir / "previews" / f"step_{step:07d}.png", image, text)
-    media.write_image(workdir / "previews" / "latest.png", image, text)
-    if tb is not None:
-        tb.add_image("preview", image, step, dataformats="HWC")
