@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -39,7 +38,7 @@ from dfjax.faces.retarget import Controls, Reference, controls_from_meta, refere
 from dfjax.models.conditioning import C_MAPS, render_maps, stack_window, window_indices
 from dfjax.models.discriminator import PatchDiscriminator
 from dfjax.models.unet import UNet
-from dfjax.previews import write_preview
+from dfjax.loop import prepare_workdir, run_loop
 from dfjax.state import build_optimizer
 
 RENDER_CHUNK = 32  # frames per map-rendering call (a fixed shape: one compilation)
@@ -290,8 +289,6 @@ def _compiled(config_json: str, n_train: int, mesh):
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *, progress=None) -> dict:
     """Train (or resume) the reenactor in `workdir` until config.train.steps; returns a summary dict."""
-    from dfjax.train import _log_metrics, _StopFlag, prepare_workdir
-
     workdir = Path(workdir)
     prepare_workdir(workdir, config)
     mesh = parallel.make_mesh()
@@ -319,50 +316,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     shown = np.unique(np.linspace(0, len(target.faces) - 1, 4).round().astype(int))
     preview = _preview_fn(generator, maps, target.windows[shown], target.faces[shown], window)
 
-    from tensorboardX import SummaryWriter
-
-    tb = SummaryWriter(str(workdir / "tb")) if chief else None
-    metrics_file = open(workdir / "metrics.jsonl" if chief else os.devnull, "a")
-    stop = _StopFlag()
-    task = progress.add_task("reenact train", total=config.train.steps, completed=start) if progress else None
-    pending, last_log, started, reason, step = None, None, time.perf_counter(), "finished", start
     try:
-        while step < config.train.steps:
-            state, metrics = step_fn(state, data)
-            step += 1
-            if pending is not None:  # metrics one step behind: the host never waits on the device
-                last_log = _log_metrics(pending, metrics_file, tb)
-                if last_log["bad_steps"] >= config.train.nan_patience:
-                    reason = "non-finite"
-                    break
-            pending = (step, metrics) if step % config.log.every == 0 or step == config.train.steps else None
-            if progress:
-                progress.update(task, completed=step)
-            if step % config.log.preview_every == 0 or step == config.train.steps:
-                grid = preview(state["ema"])
-                if chief:
-                    write_preview(workdir, step, grid, tb, "reenact: correspondence map, eyes/pupils/mask, generated, real")
-            if step % config.log.checkpoint_every == 0:
-                checkpointer.save(step, state)
-            if stop.raised:
-                reason = stop.raised
-                break
-        if pending is not None:
-            last_log = _log_metrics(pending, metrics_file, tb)
-        checkpointer.save(step, state, force=True)
+        done = run_loop(state, step_fn, lambda step: data, start=start, config=config, workdir=workdir,
+                        checkpointer=checkpointer, preview=lambda state: preview(state["ema"]),
+                        caption="reenact: correspondence map, eyes/pupils/mask, generated, real", progress=progress,
+                        task="reenact train")
     finally:
         checkpointer.close()
-        stop.restore()
-        metrics_file.close()
-        if tb:
-            tb.close()
-    seconds = time.perf_counter() - started
-    if reason == "non-finite":
-        raise UserError(f"training stopped at step {step}: {config.train.nan_patience} non-finite steps in a row; "
-                        "lower train.lr or check the face set, then resume from the last checkpoint.")
+    steps_run = done.step - start
     return {"workdir": str(workdir), "target": target.path, "faces_train": target.n_train,
-            "faces_held_out": len(target.faces) - target.n_train, "steps_run": step - start, "step": step,
-            "stopped_by": reason, "seconds": round(seconds, 1),
-            "images_per_s": round((step - start) * config.train.batch / max(seconds, 1e-9), 1),
-            "devices": mesh.size, "loss": None if last_log is None else last_log["loss"],
+            "faces_held_out": len(target.faces) - target.n_train, "steps_run": steps_run, "step": done.step,
+            "stopped_by": done.stopped_by, "seconds": round(done.seconds, 1),
+            "images_per_s": round(steps_run * config.train.batch / max(done.seconds, 1e-9), 1),
+            "devices": mesh.size, "loss": None if done.last_log is None else done.last_log["loss"],
             "preview": str(workdir / "previews" / "latest.png")}

@@ -111,11 +111,14 @@ def load_trained(workdir: str | Path, use_ema: bool = True) -> TrainedModel:
     saved = workdir / "config.json"
     if not saved.exists():
         raise UserError(f"{workdir} is not a dfjax train workdir (no config.json); pass the --workdir of a training run.")
+    config = load_saved_config(saved)
+    if config.model.get("kind") == "reenact":
+        raise UserError(f"{workdir} holds a reenactor, not a face-swap model; use `dfjax reenact --model {workdir}`, "
+                        "or train a swap model with --config configs/swap.py.")
     checkpointer = Checkpointer(workdir / "checkpoints")
     if checkpointer.latest_step() is None:
         checkpointer.close()
         raise UserError(f"{workdir} has no checkpoint yet; train first with `dfjax train --workdir {workdir}`.")
-    config = load_saved_config(saved)
     config.model.dtype = "float32" if jax.default_backend() == "cpu" else config.model.dtype
     abstract = abstract_state(config)
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])

@@ -1,17 +1,13 @@
 """`dfjax train`: the shared-encoder / two-decoder swap model, data-parallel over every device.
 
-One readable file in sections (big_vision style): mesh and data, model and optimizer, the pure
-update step, checkpoints, and the loop. The state is a plain dict of pytrees; the step is jitted
+One readable file in sections (big_vision style): the pure update step, then setup (mesh, data,
+models, optimizers, checkpoint) and the loop, which is dfjax.loop's (shared with the reenactor). The state is a plain dict of pytrees; the step is jitted
 with explicit shardings and donated state; randomness is `fold_in(seed key, step)`, so a resumed
 run draws exactly the batches an uninterrupted one would have.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import time
 from functools import partial
 from pathlib import Path
 
@@ -23,7 +19,6 @@ import optax
 
 from dfjax import losses, parallel
 from dfjax.checkpoint import Checkpointer
-from dfjax.config import save_config
 from dfjax.data.augment import AugmentConfig, augment_batch, sample_indices, target_geometry
 from dfjax.data.controls import face_controls, window_maps
 from dfjax.data.faceset import FaceSet
@@ -31,7 +26,8 @@ from dfjax.data.loader import HostLoader
 from dfjax.data.training_set import Side, load_side, synthetic_facesets
 from dfjax.errors import UserError
 from dfjax.models.autoencoder import resolution
-from dfjax.previews import make_previewer, write_preview
+from dfjax.loop import prepare_workdir, run_loop
+from dfjax.previews import make_previewer
 from dfjax.state import SIDES, build_models, build_optimizer, cond_window, init_state
 
 # ----------------------------------------------------------------------------- the update step
@@ -135,21 +131,6 @@ def train_step(state, data, *, config, generator, discriminator, g_opt, d_opt, a
 
 # ----------------------------------------------------------------------------- the loop
 
-class _StopFlag:
-    """Set by SIGINT/SIGTERM so the loop can save a checkpoint and leave cleanly."""
-
-    def __init__(self):
-        self.raised = None
-        self._old = {sig: signal.signal(sig, self._set) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def _set(self, signum, _frame):
-        self.raised = signal.Signals(signum).name
-
-    def restore(self):
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-
-
 def load_perceptual(config, mesh):
     """The fixed VGG16 feature extractor for the perceptual loss, from the file the user named."""
     path = config.loss.vgg16_weights
@@ -171,24 +152,6 @@ def resolve_sides(config, workdir: Path, progress=None) -> dict[str, Side]:
         a, b = synthetic_facesets(workdir, config.data.synth_frames, config.data.synth_size, progress)
     cache = None if config.data.on_device else workdir / "cache"
     return {"a": load_side("a", a, cache), "b": load_side("b", b, cache)}
-
-
-def prepare_workdir(workdir: Path, config) -> None:
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        probe = workdir / ".write_test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise UserError(f"cannot write to workdir {workdir} ({exc.strerror}); choose a writable folder.") from None
-    saved = workdir / "config.json"
-    if saved.exists():
-        previous = json.loads(saved.read_text())
-        if previous.get("model") != json.loads(json.dumps(config.model.to_dict())):
-            raise UserError(f"{workdir} holds a checkpoint of a different model ({previous.get('model')}); "
-                            "use a new --workdir or the same --config.")
-    if jax.process_index() == 0:
-        save_config(config, saved)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *, progress=None) -> dict:
@@ -250,71 +213,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
                         for s, side in sides.items()}
     preview = make_previewer(generator, {s: side.faces[shown[s]] for s, side in sides.items()}, res, preview_cond)
 
-    from tensorboardX import SummaryWriter
+    def feed(step: int) -> dict:
+        for s, loader in loaders.items():
+            data[f"stream_faces_{s}"], data[f"stream_maps_{s}"] = next(loader)
+            if f"cond_{s}" in data:  # the loader's faces of this step, for their controls
+                data[f"stream_idx_{s}"] = parallel.put_batch(loader.batch_indices(step).astype(np.int32), mesh)
+        return data
 
-    chief = jax.process_index() == 0  # one process writes metrics, previews and TensorBoard
-    tb = SummaryWriter(str(workdir / "tb")) if chief else None
-    metrics_file = open(workdir / "metrics.jsonl" if chief else os.devnull, "a")
-    stop = _StopFlag()
-    task = progress.add_task("train", total=config.train.steps, completed=start) if progress else None
-    images_per_step = 2 * config.train.batch_per_side
-    pending, last_log, t_log, reason = None, None, time.perf_counter(), "finished"
     try:
-        step = start
-        while step < config.train.steps:
-            for s, loader in loaders.items():
-                data[f"stream_faces_{s}"], data[f"stream_maps_{s}"] = next(loader)
-                if f"cond_{s}" in data:  # the loader's faces of this step, for their controls
-                    data[f"stream_idx_{s}"] = parallel.put_batch(loader.batch_indices(step).astype(np.int32), mesh)
-            state, metrics = step_fn(state, data)
-            step += 1
-            if pending is not None:  # metrics one step behind: the host never waits on the device
-                last_log = _log_metrics(pending, metrics_file, tb)
-                if progress:
-                    progress.update(task, description=f"train loss {last_log['loss']:.4f}")
-                if last_log["bad_steps"] >= config.train.nan_patience:
-                    reason = "non-finite"
-                    break
-            pending = (step, metrics) if step % config.log.every == 0 or step == config.train.steps else None
-            if progress:
-                progress.update(task, completed=step)
-            if step % config.log.preview_every == 0 or step == config.train.steps:
-                grid = preview(state["params"])  # every process runs the (global) computation
-                if chief:
-                    write_preview(workdir, step, grid, tb)
-            if step % config.log.checkpoint_every == 0:
-                checkpointer.save(step, state)
-            if stop.raised:
-                reason = stop.raised
-                break
-        if pending is not None:
-            last_log = _log_metrics(pending, metrics_file, tb)
-        checkpointer.save(step, state, force=True)
+        done = run_loop(state, step_fn, feed, start=start, config=config, workdir=workdir, checkpointer=checkpointer,
+                        preview=lambda state: preview(state["params"]), progress=progress)
     finally:
         for loader in loaders.values():
             loader.close()
         checkpointer.close()
-        stop.restore()
-        metrics_file.close()
-        if tb:
-            tb.close()
-    seconds = time.perf_counter() - t_log
-    if reason == "non-finite":
-        raise UserError(f"training stopped at step {step}: {config.train.nan_patience} non-finite steps in a row; "
-                        "lower train.lr or check the face sets, then resume from the last checkpoint.")
-    return {"workdir": str(workdir), "steps_run": step - start, "step": step, "stopped_by": reason,
-            "seconds": round(seconds, 1), "images_per_s": round((step - start) * images_per_step / max(seconds, 1e-9), 1),
-            "devices": mesh.size, "loss": None if last_log is None else last_log["loss"],
+    steps_run = done.step - start
+    return {"workdir": str(workdir), "steps_run": steps_run, "step": done.step, "stopped_by": done.stopped_by,
+            "seconds": round(done.seconds, 1),
+            "images_per_s": round(steps_run * 2 * config.train.batch_per_side / max(done.seconds, 1e-9), 1),
+            "devices": mesh.size, "loss": None if done.last_log is None else done.last_log["loss"],
             "preview": str(workdir / "previews" / "latest.png")}
-
-
-def _log_metrics(pending, metrics_file, tb) -> dict:
-    step, metrics = pending
-    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-    record = {"step": step, **{k: round(v, 6) for k, v in values.items()}}
-    metrics_file.write(json.dumps(record) + "\n")
-    metrics_file.flush()
-    if tb:
-        for k, v in values.items():
-            tb.add_scalar(f"train/{k}", v, step)
-    return record

@@ -112,3 +112,7 @@ def test_bad_inputs_exit_2(tmp_path, trained, target_set, panned_video):
         result = runner.invoke(app, args + ["--quiet"])
         assert result.exit_code == 2, (args, result.output)
         assert "error:" in result.output and "Traceback" not in result.output
+    swapped = runner.invoke(app, ["swap", str(panned_video), "-o", str(tmp_path / "s.mp4"), "--model", str(trained),
+                                  "--quiet"])
+    assert swapped.exit_code == 2 and "holds a reenactor" in swapped.output, swapped.output
+    assert not (tmp_path / "s.mp4").exists()
