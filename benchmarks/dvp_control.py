@@ -57,13 +57,18 @@ def estimates(video: Path, boxes_from: np.ndarray, gaze_landmarks: np.ndarray) -
     pose, gaze_dlib, gaze_truth = [], [], []
     for index, frame in media.iter_frames(video):
         h, w = frame.shape[:2]
+        if index >= len(boxes_from) or not np.isfinite(boxes_from[index]).all():  # no face tracked here
+            pose.append([np.nan] * 3)
+            gaze_dlib.append([np.nan] * 2)
+            gaze_truth.append([np.nan] * 2)
+            continue
         points = predictor(frame, box_from_landmarks(boxes_from[index])).astype(np.float64)
         p = estimate_pose(points, w, h)
         pose.append([p.yaw, p.pitch, p.roll])
         g = estimate_gaze(frame, points)
         gaze_dlib.append([g.pitch, g.yaw])
-        g = estimate_gaze(frame, gaze_landmarks[index])
-        gaze_truth.append([g.pitch, g.yaw])
+        g = estimate_gaze(frame, gaze_landmarks[index]) if gaze_landmarks is not None else None
+        gaze_truth.append([g.pitch, g.yaw] if g is not None else [np.nan] * 2)
     return {"pose": np.array(pose), "gaze_dlib": np.array(gaze_dlib), "gaze_truth_lm": np.array(gaze_truth)}
 
 
@@ -83,7 +88,7 @@ def errors(est: dict, pose: np.ndarray, gaze: np.ndarray, open_eyes: np.ndarray)
 def against_driver(est: dict, driver: dict, open_eyes: np.ndarray) -> dict:
     """Mean absolute differences (degrees) from the same estimates on the driving video."""
     r = lambda v: round(float(v), 2)  # noqa: E731
-    out = {f"pose_{n}_mae": r(np.mean(np.abs(est["pose"][:, i] - driver["pose"][:, i]))) for i, n in enumerate(ANGLES)}
+    out = {f"pose_{n}_mae": r(np.nanmean(np.abs(est["pose"][:, i] - driver["pose"][:, i]))) for i, n in enumerate(ANGLES)}
     for method in ("gaze_truth_lm", "gaze_dlib"):
         diff = np.abs(est[method] - driver[method])[open_eyes]
         seen = ~np.isnan(diff).any(axis=1)
@@ -94,12 +99,12 @@ def against_driver(est: dict, driver: dict, open_eyes: np.ndarray) -> dict:
 
 
 def train_and_swap(name: str, window: int, sets: tuple[Path, Path], steps: int, batch: int, root: Path,
-                   video: Path) -> tuple[Path, dict]:
+                   video: Path, config_spec: str = "configs/swap_dvp.py:tiny") -> tuple[Path, dict]:
     from dfjax.config import apply_overrides, load_config
     from dfjax.swap import SwapOptions, swap
     from dfjax.train import train_and_evaluate
 
-    config = apply_overrides(load_config("configs/swap_dvp.py:tiny"), [
+    config = apply_overrides(load_config(config_spec), [
         f"data.a='{sets[0]}'", f"data.b='{sets[1]}'", f"model.cond_window={window}", f"train.steps={steps}",
         f"train.batch_per_side={batch}", "log.preview_every=100000", f"log.checkpoint_every={steps}"])
     started = time.perf_counter()
@@ -118,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch", type=int, default=16, help="faces per side per step")
     parser.add_argument("--window", type=int, default=3, help="cond_window of the branch-on model")
+    parser.add_argument("--face-size", type=int, default=128, help="size of the synthetic face sets (aligned crops)")
+    parser.add_argument("--real", nargs=3, metavar=("FACESET_A", "FACESET_B", "VIDEO"), default=None,
+                        help="real data instead: face sets of two people, VIDEO the one A was extracted from "
+                             "(scored against the same estimates on VIDEO: no ground truth)")
     parser.add_argument("--workdir", default=None, help="keep the data, models and swaps here")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -128,16 +137,21 @@ def main(argv: list[str] | None = None) -> int:
 
     emit = Reporter()
     root = Path(args.workdir or tempfile.mkdtemp(prefix="dvp_control_"))
+    if args.real:
+        real_case(args, root, emit)
+        if args.out:
+            emit.save(args.out)
+        return 0
     synth = root / "synth"
     if not (synth / "truth" / "a_as_b_truth.npz").exists():
-        synthesize(synth, frames=args.frames, size=256, face_size=64, overwrite=True)
+        synthesize(synth, frames=args.frames, size=256, face_size=args.face_size, overwrite=True)
     sets = (synth / "facesets" / "a", synth / "facesets" / "b")
     truth = np.load(synth / "truth" / "a_as_b_truth.npz")
     driver_truth = np.load(synth / "truth" / "a.npz")
     open_eyes = ~truth["blink"].astype(bool)
     emit({"benchmark": "dvp_control", "case": "header", "date": dt.date.today().isoformat(),
           "backend": jax.default_backend(), "devices": jax.device_count(), "frames": args.frames,
-          "frame_size": 256, "face_size": 64, "config": "configs/swap_dvp.py:tiny", "steps": args.steps,
+          "frame_size": 256, "faceset_size": args.face_size, "config": "configs/swap_dvp.py:tiny", "steps": args.steps,
           "batch_per_side": args.batch, "open_eye_frames": int(open_eyes.sum()),
           "truth_gaze_abs_mean": {"pitch": round(float(np.abs(truth["gaze"][open_eyes, 0]).mean()), 2),
                                   "yaw": round(float(np.abs(truth["gaze"][open_eyes, 1]).mean()), 2)},
@@ -163,6 +177,45 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         emit.save(args.out)
     return 0
+
+
+def frame_landmarks(faceset: Path, frames: int) -> np.ndarray:
+    """(frames, 68, 2) landmarks in frame pixels of a face set's faces by frame index; NaN where it has none."""
+    from dfjax.data.faceset import FaceSet
+
+    fs = FaceSet(faceset)
+    out = np.full((frames, 68, 2), np.nan)
+    for meta, points in zip(fs.meta, fs.landmarks()):
+        if meta["frame"] < frames:
+            out[meta["frame"]] = points
+    return out
+
+
+def real_case(args, root: Path, emit) -> None:
+    """Branch on and off on two real people: swaps of VIDEO (A) to B, pose and gaze re-estimated on the
+    outputs with dlib landmarks and compared with the same estimates on VIDEO (frames with a face;
+    gaze on frames where the estimator finds a pupil in VIDEO)."""
+    import jax
+
+    from dfjax import media
+
+    set_a, set_b, video = (Path(p) for p in args.real)
+    frames = sum(1 for _ in media.iter_frames(video))
+    lm = frame_landmarks(set_a, frames)
+    driver = estimates(video, lm, None)
+    seen = np.isfinite(driver["gaze_dlib"]).all(axis=1)
+    emit({"benchmark": "dvp_control", "case": "header", "date": dt.date.today().isoformat(),
+          "backend": jax.default_backend(), "devices": jax.device_count(), "data": "real",
+          "faceset_a": str(set_a), "faceset_b": str(set_b), "video": str(video), "frames": frames,
+          "frames_with_face": int(np.isfinite(lm).all(axis=(1, 2)).sum()), "frames_with_pupils": int(seen.sum()),
+          "config": "configs/swap_dvp.py:tiny", "steps": args.steps, "batch_per_side": args.batch,
+          "driver_gaze_abs_mean": {n: round(float(np.abs(driver["gaze_dlib"][seen, i]).mean()), 2)
+                                   for i, n in enumerate(("pitch", "yaw"))}})
+    for name, window in (("branch_on", args.window), ("branch_off", 0)):
+        out, info = train_and_swap(name, window, (set_a, set_b), args.steps, args.batch, root, video)
+        est = estimates(out, lm, None)
+        emit({"benchmark": "dvp_control", "case": name, "data": "real", "cond_window": window, **info,
+              "vs_driver": against_driver(est, driver, seen)})
 
 
 def psnr(video: Path, reference: Path) -> float:
