@@ -6,6 +6,11 @@ follow DeepfakeBench: the largest dlib box, enlarged `scale` times around its ce
 zero-padded at the frame border, resized; the 68 landmarks come along in crop coordinates. A
 sampled frame without a face is recorded as missing, never silently dropped (DeepfakeBench issues
 #66, #107). Splits are by group, so one source never lands in two splits.
+
+Which face detector finds the boxes is `face_detector`: "hog" (the default, DeepfakeBench's dlib HOG
+frontal detector, retried with upsampling), "cnn" (dlib's MMOD CNN, several times slower on CPU) or
+"hog,cnn" (HOG first, the CNN only on frames HOG missed). HOG misses dark, low-contrast faces (29 of
+40 frames of the demo's synthetic identity B) that the CNN finds; each choice has its own crop cache.
 """
 
 from __future__ import annotations
@@ -24,7 +29,16 @@ from dfjax import media
 from dfjax.errors import UserError
 
 __all__ = ["FFPP_METHODS", "VideoItem", "collect", "default_group", "sample_frames", "Crops", "crop_face",
-           "extract_crops", "split_by_group", "Dataset", "build_dataset"]
+           "FACE_DETECTORS", "check_face_detector", "extract_crops", "split_by_group", "Dataset", "build_dataset"]
+
+FACE_DETECTORS = ("hog", "cnn", "hog,cnn")  # the face_detector choices; "hog" is DeepfakeBench's
+
+
+def check_face_detector(face_detector: str) -> str:
+    """`face_detector` when it is one of FACE_DETECTORS; a UserError naming them otherwise."""
+    if face_detector not in FACE_DETECTORS:
+        raise UserError(f"unknown face detector {face_detector!r}; choose hog, cnn or hog,cnn.")
+    return face_detector
 
 
 def sample_frames(n_frames: int, k: int = 32) -> np.ndarray:
@@ -42,15 +56,34 @@ class Crops(NamedTuple):
     missing_frames: np.ndarray  # int64 (missing,) their indices
 
 
-_MODELS: dict = {}  # the default detector and predictor, loaded once
+_MODELS: dict = {}  # "hog", "cnn", "predictor": each loaded once per process, when first needed
 
 
-def _models(detector, predictor):
-    if not _MODELS and (detector is None or predictor is None):
-        from dfjax.faces.detect import FaceDetector
-        from dfjax.faces.landmarks import LandmarkPredictor
-        _MODELS.update(detector=FaceDetector("hog"), predictor=LandmarkPredictor())
-    return detector or _MODELS["detector"], predictor or _MODELS["predictor"]
+def _model(name: str):
+    if name not in _MODELS:
+        if name == "predictor":
+            from dfjax.faces.landmarks import LandmarkPredictor
+            _MODELS[name] = LandmarkPredictor()
+        else:  # both detect on a copy whose long side is at most 640 px (the CNN needs faces of about 80 px)
+            from dfjax.faces.detect import FaceDetector
+            _MODELS[name] = FaceDetector(name)
+    return _MODELS[name]
+
+
+def _stages(face_detector: str, detector) -> list[tuple]:
+    """(detector, retry with upsampling) in the order tried; a given `detector` replaces the choice."""
+    if detector is not None:
+        return [(detector, True)]
+    # HOG retries upsampled as DeepfakeBench does; the CNN does not (4x its cost, about 2 s a 640 px frame)
+    return [(_model(name), name == "hog") for name in check_face_detector(face_detector).split(",")]
+
+
+def _find_faces(frame: np.ndarray, stages: list[tuple]) -> list:
+    for detector, retry in stages:
+        faces = detector(frame) or (detector(frame, upsample=1) if retry else [])
+        if faces:
+            return faces
+    return []
 
 
 def crop_face(frame: np.ndarray, box, landmarks: np.ndarray, size: int = 256,
@@ -71,13 +104,15 @@ def crop_face(frame: np.ndarray, box, landmarks: np.ndarray, size: int = 256,
 
 
 def extract_crops(item: VideoItem | Path, k: int = 32, size: int = 256, scale: float = 1.3,
-                  detector=None, predictor=None) -> Crops:
+                  detector=None, predictor=None, face_detector: str = "hog") -> Crops:
     """Face crops from `k` evenly spaced frames of a video; the largest face per frame.
 
-    Detection retries with dlib upsampling before a frame is declared missing.
+    face_detector: "hog", "cnn" or "hog,cnn" (see the module docstring); HOG retries with dlib
+    upsampling before a frame is declared missing. A given `detector` is used instead, with that retry.
     """
     path = Path(item.path if isinstance(item, VideoItem) else item)
-    detector, predictor = _models(detector, predictor)
+    stages = _stages(face_detector, detector)
+    predictor = predictor or _model("predictor")
     n = media.probe(path).frames
     if n <= 0:
         n = sum(1 for _ in media.iter_frames(path, gray=True))
@@ -87,7 +122,7 @@ def extract_crops(item: VideoItem | Path, k: int = 32, size: int = 256, scale: f
         if index not in wanted:
             continue
         seen.add(index)
-        faces = detector(frame) or detector(frame, upsample=1)
+        faces = _find_faces(frame, stages)
         if not faces:
             missing.append(index)
             continue
@@ -151,21 +186,24 @@ class Dataset:
         return len(self.labels)
 
 
-def _cache_path(cache_dir: Path, path: Path, k: int, size: int, scale: float) -> Path:
+def _cache_path(cache_dir: Path, path: Path, k: int, size: int, scale: float, face_detector: str = "hog") -> Path:
     resolved = path.resolve()
     key = f"{resolved}|{resolved.stat().st_mtime_ns}|{k}|{size}|{scale}"
+    if face_detector != "hog":  # "hog" keeps the key it had before the choice existed, so old caches stay valid
+        key += f"|{face_detector}"
     return cache_dir / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
 
 
 def _cached_crops(item: VideoItem, k: int, size: int, scale: float, cache_dir: Path | None,
-                  detector, predictor) -> Crops:
+                  detector, predictor, face_detector: str = "hog") -> Crops:
+    check_face_detector(face_detector)
     if cache_dir is None:
-        return extract_crops(item, k, size, scale, detector, predictor)
-    target = _cache_path(cache_dir, item.path, k, size, scale)
+        return extract_crops(item, k, size, scale, detector, predictor, face_detector)
+    target = _cache_path(cache_dir, item.path, k, size, scale, face_detector)
     if target.is_file():
         with np.load(target) as z:
             return Crops(z["crops"], z["landmarks"], z["frames"], len(z["missing_frames"]), z["missing_frames"])
-    result = extract_crops(item, k, size, scale, detector, predictor)
+    result = extract_crops(item, k, size, scale, detector, predictor, face_detector)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.stem}.partial.npz")  # written whole, then renamed
     np.savez(tmp, **{name: getattr(result, name) for name in ("crops", "landmarks", "frames", "missing_frames")})
@@ -174,16 +212,19 @@ def _cached_crops(item: VideoItem, k: int, size: int, scale: float, cache_dir: P
 
 
 def build_dataset(items: list[VideoItem], k: int = 32, size: int = 256, cache_dir: str | Path | None = None,
-                  progress=None, scale: float = 1.3, detector=None, predictor=None) -> Dataset:
+                  progress=None, scale: float = 1.3, detector=None, predictor=None,
+                  face_detector: str = "hog") -> Dataset:
     """Crops of every video, read from `cache_dir` (one .npz per video and settings) when there.
 
-    progress: a rich Progress (or None). Raises UserError when no video has a face.
+    face_detector: "hog" (default), "cnn" or "hog,cnn" (see the module docstring).
+    progress: a rich Progress (or None). Raises UserError when no video has a face or the choice is unknown.
     """
+    check_face_detector(face_detector)
     cache = Path(cache_dir) if cache_dir is not None else None
     task = progress.add_task("crops", total=len(items)) if progress else None
     parts, missing = [], {}
     for vid, item in enumerate(items):
-        result = _cached_crops(item, k, size, scale, cache, detector, predictor)
+        result = _cached_crops(item, k, size, scale, cache, detector, predictor, face_detector)
         parts.append((vid, item, result))
         if result.missing:
             missing[str(item.path)] = result.missing_frames.tolist()
@@ -191,8 +232,9 @@ def build_dataset(items: list[VideoItem], k: int = 32, size: int = 256, cache_di
             progress.advance(task)
     if not any(len(r.frames) for _, _, r in parts):
         shown = ", ".join(str(it.path) for it in items[:3]) + (", ..." if len(items) > 3 else "")
+        hint = " or try face detector hog,cnn (finds dark, low-contrast faces HOG misses)," if face_detector == "hog" else ""
         raise UserError(f"no faces found in {shown} ({len(items)} videos); check that the videos show "
-                        "frontal faces at least about 80 px wide, or pass other videos.")
+                        f"frontal faces at least about 80 px wide,{hint} or pass other videos.")
     counts = [len(r.frames) for _, _, r in parts]
     return Dataset(crops=np.concatenate([r.crops for _, _, r in parts]),
                    landmarks=np.concatenate([r.landmarks for _, _, r in parts]),

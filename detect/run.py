@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from detect import protocol
-from detect.datasets import Dataset, build_dataset, collect, split_by_group
+from detect.datasets import Dataset, build_dataset, check_face_detector, collect, split_by_group
 from detect.evaluate import aggregate
 from detect.report import write_report
 from detect.registry import DETECTORS
@@ -112,14 +112,14 @@ def _check_classes(name: str, ds: Dataset) -> None:
 
 
 def build_splits(real: list[Path], fake: list[Path], cache: Path, *, frames: int, size: int, split_seed: int,
-                 progress=None) -> tuple[dict, dict[str, Dataset]]:
+                 progress=None, face_detector: str = "hog") -> tuple[dict, dict[str, Dataset]]:
     """The identity-disjoint split's video lists and face-crop datasets (train and test must hold both classes)."""
     items = collect(real, fake)
     splits = split_by_group(items, seed=split_seed)
     if not splits["train"] or not splits["test"]:
         raise UserError(f"{len(items)} videos are too few to split by identity into train and test; "
                         "add videos of more identities.")
-    data = {name: build_dataset(split, frames, size, cache, progress=progress)
+    data = {name: build_dataset(split, frames, size, cache, progress=progress, face_detector=face_detector)
             for name, split in splits.items() if split}
     for name in ("train", "test"):
         _check_classes(name, data[name])
@@ -139,8 +139,10 @@ def _run_entries(trained: dict, summaries: dict) -> dict:
 def detect_eval(real: list[Path], fake: list[Path], detectors: list[str], output: Path, *,
                 configs: list[str] = (), overrides: list[str] = (), checkpoint: Path | None = None,
                 seeds: int = 1, robustness: bool = False, compression: str | None = None, frames: int = 32,
-                size: int = 256, split_seed: int = 0, progress=None) -> dict:
+                size: int = 256, split_seed: int = 0, face_detector: str = "hog", progress=None) -> dict:
     """Train (or load) detectors, score them on the test split and write the report to `output`.
+
+    face_detector: the face detector of the crops, "hog" (DeepfakeBench's), "cnn" or "hog,cnn".
 
     Returns the report dict (see detect/report.py); trained detectors are saved under
     `output`/checkpoints/<label>/seed_<k>, which `checkpoint` accepts in a later run.
@@ -148,12 +150,14 @@ def detect_eval(real: list[Path], fake: list[Path], detectors: list[str], output
     output = Path(output)
     specs = resolve_detectors(list(detectors), list(configs), list(overrides))
     levels = parse_compression(compression)
+    check_face_detector(face_detector)
     if seeds < 1:
         raise UserError(f"--seeds {seeds}: give at least 1.")
     if checkpoint is not None:
         trained = protocol.load_all(list(specs), Path(checkpoint))  # before the slow dataset build
     cache = output / "cache"
-    splits, data = build_splits(real, fake, cache, frames=frames, size=size, split_seed=split_seed, progress=progress)
+    splits, data = build_splits(real, fake, cache, frames=frames, size=size, split_seed=split_seed, progress=progress,
+                                face_detector=face_detector)
     train, val, test = data["train"], data.get("val"), data["test"]
     notes = []
     if checkpoint is None:
@@ -165,7 +169,7 @@ def detect_eval(real: list[Path], fake: list[Path], detectors: list[str], output
     report = {"settings": {"real": [str(p) for p in real], "fake": [str(p) for p in fake],
                            "detectors": {label: name for label, (name, _) in specs.items()},
                            "configs": {label: c.to_dict() for label, (_, c) in specs.items() if c is not None},
-                           "frames": frames, "size": size, "split_seed": split_seed,
+                           "frames": frames, "size": size, "face_detector": face_detector, "split_seed": split_seed,
                            "seeds": sorted({t.seed for runs in trained.values() for t in runs}),
                            "checkpoint": str(checkpoint) if checkpoint else None},
               "dataset": {name: dataset_counts(ds) for name, ds in data.items()},
@@ -180,14 +184,15 @@ def detect_eval(real: list[Path], fake: list[Path], detectors: list[str], output
         report["robustness"] = protocol.robustness(trained, test, variants.PERTURBATIONS, variants.apply,
                                                    progress=progress)
     if levels:
-        report["compression"] = _compression(trained, splits["test"], levels, report, cache, frames, size, progress)
+        report["compression"] = _compression(trained, splits["test"], levels, report, cache, frames, size, progress,
+                                             face_detector)
     report["notes"] = notes
     write_report(report, output)
     return report
 
 
 def _compression(trained: dict, test_items: list, levels: list[str], report: dict, cache: Path, frames: int,
-                 size: int, progress) -> dict:
+                 size: int, progress, face_detector: str = "hog") -> dict:
     """Frame and video metrics of the trained detectors on re-encoded copies of the test videos."""
     from detect.variants import variant_items
 
@@ -197,7 +202,8 @@ def _compression(trained: dict, test_items: list, levels: list[str], report: dic
             for name, entry in report["detectors"].items():
                 out[name]["raw"] = {k: v for k, v in entry["mean"].items() if k in ("frame", "video")}
             continue
-        ds = build_dataset(variant_items(test_items, level, cache, progress), frames, size, cache, progress=progress)
+        ds = build_dataset(variant_items(test_items, level, cache, progress), frames, size, cache, progress=progress,
+                           face_detector=face_detector)
         _check_classes(f"test@{level}", ds)
         report["dataset"][f"test@{level}"] = dataset_counts(ds)
         for name, metrics in protocol.score_variant(trained, ds).items():
@@ -209,6 +215,7 @@ def _compression(trained: dict, test_items: list, levels: list[str], report: dic
 
 
 DEMO_FRAMES, DEMO_SIZE = 40, 64
+DEMO_FACE_DETECTOR = "hog,cnn"  # HOG alone misses most frames of the dark, flat-shaded identity B
 
 
 def temporal_split(ds: Dataset, cuts=(0.55, 0.6, 0.75, 0.8)) -> dict[str, Dataset]:
@@ -249,14 +256,15 @@ def demo_detect(real_videos: list[Path], fake_videos: list[Path], output: Path, 
     """The demo's detection step: every registered detector trained and scored on the demo's own videos.
 
     real_videos / fake_videos: the synthetic real clips and the fakes (ground-truth swap, dfjax swap).
-    Takes DEMO_FRAMES frames per video at DEMO_SIZE px, splits each video in time (:func:`temporal_split`),
+    Takes DEMO_FRAMES frames per video at DEMO_SIZE px (faces found with DEMO_FACE_DETECTOR), splits each video in time (:func:`temporal_split`),
     trains each detector once (seed 0; CNNs with their tiny configs) and writes the usual report to
     `output`. Returns {"report": path, "split": ..., "frames": {split: {"real", "fake"}},
     "detectors": {label: {"frame_auc", "video_auc", "train_seconds"}}}.
     """
     output = Path(output)
     items = collect(list(real_videos), list(fake_videos))
-    everything = build_dataset(items, DEMO_FRAMES, DEMO_SIZE, output / "cache", progress=progress)
+    everything = build_dataset(items, DEMO_FRAMES, DEMO_SIZE, output / "cache", progress=progress,
+                               face_detector=DEMO_FACE_DETECTOR)
     data = temporal_split(everything)
     for name in ("train", "test"):
         _check_classes(name, data[name])
@@ -267,7 +275,8 @@ def demo_detect(real_videos: list[Path], fake_videos: list[Path], output: Path, 
     report = {"settings": {"real": [str(p) for p in real_videos], "fake": [str(p) for p in fake_videos],
                            "detectors": {label: name for label, (name, _) in specs.items()},
                            "configs": {label: c.to_dict() for label, (_, c) in specs.items() if c is not None},
-                           "frames": DEMO_FRAMES, "size": DEMO_SIZE, "seeds": [0], "split": split},
+                           "frames": DEMO_FRAMES, "size": DEMO_SIZE, "face_detector": DEMO_FACE_DETECTOR,
+                           "seeds": [0], "split": split},
               "dataset": {"all": dataset_counts(everything), **{name: _frame_counts(ds) for name, ds in data.items()}},
               "detectors": _run_entries(trained, summaries),
               "notes": [f"Split {split}, so no identity-disjoint test: the scores show the detectors learn these "

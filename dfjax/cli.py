@@ -240,6 +240,7 @@ def detect_eval(
     frames: int = typer.Option(32, help="Evenly spaced frames per video."),
     size: int = typer.Option(256, help="Face crop size (DeepfakeBench-style crop, scale 1.3)."),
     split_seed: int = typer.Option(0, help="Seed of the identity-disjoint train/val/test split."),
+    face_detector: str = typer.Option("hog", "--face-detector", help="hog | cnn | hog,cnn"),
     quiet: bool = QUIET,
 ) -> None:
     """Train detectors on real and fake videos split by identity and score them like a benchmark."""
@@ -248,7 +249,8 @@ def detect_eval(
     with progress_bar("items", quiet) as progress:
         report = run_detect_eval(real, fake, detector, output, configs=config, overrides=overrides,
                                  checkpoint=checkpoint, seeds=seeds, robustness=robustness, compression=compression,
-                                 frames=frames, size=size, split_seed=split_seed, progress=progress)
+                                 frames=frames, size=size, split_seed=split_seed, face_detector=face_detector,
+                                 progress=progress)
     console.print(_detect_table(report, output), highlight=False)
 
 

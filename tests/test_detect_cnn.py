@@ -109,7 +109,8 @@ def test_cnn_learns_selects_on_validation_and_reloads(arch, task, tmp_path):
     aucs, steps = [r["val_auc"] for r in detector.history], [r["step"] for r in detector.history]
     every = detector.config.train.eval_every
     assert steps == list(range(every, detector.config.train.steps + 1, every))
-    assert detector.best_val_auc == max(aucs) and detector.best_step == steps[int(np.argmax(aucs))]
+    best = [r for r in detector.history if r["val_auc"] == max(aucs)]  # ties: the lower validation loss wins
+    assert detector.best_val_auc == max(aucs) and detector.best_step == min(best, key=lambda r: r["val_loss"])["step"]
     assert frame_metrics(yv, detector.score(xv))["auc"] == pytest.approx(detector.best_val_auc, abs=1e-6)
     # save -> load: the same scores
     detector.save(tmp_path / arch)

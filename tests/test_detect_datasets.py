@@ -122,3 +122,33 @@ def test_build_dataset_cache(synth, tmp_path):
     assert set(first.labels.tolist()) <= {0, 1} and set(first.methods.tolist()) <= {"real", "fake"}
     for vid, item in enumerate(items):  # every sampled frame is a crop or listed as missing
         assert (first.video_ids == vid).sum() + len(first.missing.get(str(item.path), [])) == 4
+
+
+def test_face_detector_hog_cnn_finds_at_least_hog():
+    from tests.conftest import shared
+
+    clip = shared("hamilton_clip.mp4")  # 640x360, faces in profile: HOG misses some frames
+    hog = datasets.extract_crops(clip, k=4, size=64, face_detector="hog")
+    both = datasets.extract_crops(clip, k=4, size=64, face_detector="hog,cnn")
+    assert len(both.frames) >= len(hog.frames) and set(hog.frames.tolist()) <= set(both.frames.tolist())
+    assert len(both.frames) + both.missing == len(hog.frames) + hog.missing == 4
+
+
+def test_face_detector_unknown_and_cache_paths(tmp_path):
+    blank = tmp_path / "blank.mp4"
+    with media.VideoWriter(blank, 25, 64, 64) as writer:
+        for _ in range(4):
+            writer.write(np.full((64, 64, 3), 90, np.uint8))
+    item = VideoItem(blank, 0, "real", "blank")
+    for call in (lambda: datasets.build_dataset([item], k=2, size=32, face_detector="mtcnn"),
+                 lambda: datasets.extract_crops(item, k=2, size=32, face_detector="HOG")):
+        with pytest.raises(UserError, match="choose hog, cnn or hog,cnn"):
+            call()
+    paths = {choice: datasets._cache_path(tmp_path, blank, 2, 32, 1.3, choice) for choice in datasets.FACE_DETECTORS}
+    assert len(set(paths.values())) == 3
+    for choice in ("hog", "hog,cnn"):  # a stub detector that finds nothing: each choice caches its own file
+        with pytest.raises(UserError, match="no faces found"):
+            datasets.build_dataset([item], k=2, size=32, cache_dir=tmp_path, face_detector=choice,
+                                   detector=lambda frame, upsample=0: [])
+        assert paths[choice].is_file()
+    assert sorted(p.name for p in tmp_path.glob("*.npz")) == sorted(p.name for p in (paths["hog"], paths["hog,cnn"]))
