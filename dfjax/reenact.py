@@ -311,7 +311,7 @@ def _side_by_side(left: Path, right: Path, output: Path, tag: dict) -> int:
     return count
 
 
-def demo_reenact(synth_dir: str | Path, output: str | Path, progress=None, steps: int = 600) -> dict:
+def demo_reenact(synth_dir: str | Path, output: str | Path, progress=None, steps: int = 400) -> dict:
     """Train the tiny reenactor on synthetic identity A (last 20 % held out), score self-reenactment on
     A's held-out frames, drive A with identity B's video, and write driver | reenacted side by side."""
     from dfjax.metrics import control_error, save_report
