@@ -39,7 +39,7 @@ from dfjax.models.conditioning import C_MAPS, render_maps, stack_window, window_
 from dfjax.models.discriminator import PatchDiscriminator
 from dfjax.models.unet import UNet
 from dfjax.loop import prepare_workdir, run_loop
-from dfjax.state import build_optimizer
+from dfjax.state import build_optimizer, commit_if_finite, generator_update
 
 RENDER_CHUNK = 32  # frames per map-rendering call (a fixed shape: one compilation)
 
@@ -211,11 +211,7 @@ def train_step(state, data, *, config, n_train, generator, discriminator, g_opt,
         return total, (metrics, fake)
 
     (loss, (metrics, fake)), grads = jax.value_and_grad(generator_loss, has_aux=True)(state["params"])
-    updates, opt_state = g_opt.update(grads, state["opt_state"], state["params"])
-    params = optax.apply_updates(state["params"], updates)
-    new = {"params": params, "opt_state": opt_state,
-           "ema": optax.incremental_update(params, state["ema"], 1.0 - config.train.ema_decay)}
-    finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
+    new, finite = generator_update(state, grads, loss, g_opt, config.train.ema_decay)
     if gan is not None:
         pairs = jnp.concatenate([jnp.concatenate([cond, target], -1),
                                  jnp.concatenate([cond, jax.lax.stop_gradient(fake)], -1)])
@@ -232,10 +228,7 @@ def train_step(state, data, *, config, n_train, generator, discriminator, g_opt,
                    d_opt_state=d_opt_state)
         metrics["d_loss"] = d_loss
         finite &= jnp.isfinite(d_loss) & jnp.isfinite(optax.tree.norm(d_grads))
-    kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, {k: state[k] for k in new})
-    state = {**state, **kept, "step": state["step"] + 1, "bad_steps": jnp.where(finite, 0, state["bad_steps"] + 1)}
-    metrics.update(loss=loss, grad_norm=optax.tree.norm(grads), bad_steps=state["bad_steps"])
-    return state, metrics
+    return commit_if_finite(state, new, finite, metrics, loss, grads)
 
 
 # ----------------------------------------------------------------------------- the loop

@@ -83,6 +83,25 @@ def init_state(config, generator, discriminator, g_opt, d_opt, res: int) -> dict
     return state
 
 
+def generator_update(state: dict, grads, loss, g_opt: optax.GradientTransformation, ema_decay: float):
+    """The generator's optimizer step and EMA, as {"params", "opt_state", "ema"}, and whether loss and
+    gradients are finite (every trainer's jitted step; pass the result to `commit_if_finite`)."""
+    updates, opt_state = g_opt.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    new = {"params": params, "opt_state": opt_state,
+           "ema": optax.incremental_update(params, state["ema"], 1.0 - ema_decay)}
+    return new, jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
+
+
+def commit_if_finite(state: dict, new: dict, finite, metrics: dict, loss, grads) -> tuple[dict, dict]:
+    """The next state: `new` when `finite`, else the old values (a skipped step, counted in bad_steps);
+    metrics get loss, grad_norm and bad_steps."""
+    kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, {k: state[k] for k in new})
+    state = {**state, **kept, "step": state["step"] + 1, "bad_steps": jnp.where(finite, 0, state["bad_steps"] + 1)}
+    metrics.update(loss=loss, grad_norm=optax.tree.norm(grads), bad_steps=state["bad_steps"])
+    return state, metrics
+
+
 def abstract_state(config):
     """Shapes and dtypes of the train state of `config` (no memory used)."""
     generator, discriminator = build_models(config)

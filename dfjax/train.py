@@ -28,7 +28,8 @@ from dfjax.errors import UserError
 from dfjax.models.autoencoder import resolution
 from dfjax.loop import prepare_workdir, run_loop
 from dfjax.previews import make_previewer
-from dfjax.state import SIDES, build_models, build_optimizer, cond_window, init_state
+from dfjax.state import (SIDES, build_models, build_optimizer, commit_if_finite, cond_window, generator_update,
+                         init_state)
 
 # ----------------------------------------------------------------------------- the update step
 
@@ -98,11 +99,7 @@ def train_step(state, data, *, config, generator, discriminator, g_opt, d_opt, a
         return total, (metrics, out)
 
     (loss, (metrics, out)), grads = jax.value_and_grad(generator_loss, has_aux=True)(state["params"])
-    updates, opt_state = g_opt.update(grads, state["opt_state"], state["params"])
-    params = optax.apply_updates(state["params"], updates)
-    new = {"params": params, "opt_state": opt_state,
-           "ema": optax.incremental_update(params, state["ema"], 1.0 - config.train.ema_decay)}
-    finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
+    new, finite = generator_update(state, grads, loss, g_opt, config.train.ema_decay)
 
     if discriminator is not None:
         def disc_loss(d_params):
@@ -122,11 +119,7 @@ def train_step(state, data, *, config, generator, discriminator, g_opt, d_opt, a
         metrics["d_loss"] = d_loss
         finite &= jnp.isfinite(d_loss) & jnp.isfinite(optax.tree.norm(d_grads))
 
-    kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, {k: state[k] for k in new})
-    state = {**state, **kept, "step": state["step"] + 1,
-             "bad_steps": jnp.where(finite, 0, state["bad_steps"] + 1)}
-    metrics.update(loss=loss, grad_norm=optax.tree.norm(grads), bad_steps=state["bad_steps"])
-    return state, metrics
+    return commit_if_finite(state, new, finite, metrics, loss, grads)
 
 
 # ----------------------------------------------------------------------------- the loop
