@@ -206,7 +206,7 @@ def real_case(args, root: Path, emit) -> None:
     from dfjax import media
 
     set_a, set_b, video = (Path(p) for p in args.real)
-    frames = sum(1 for _ in media.iter_frames(video))
+    frames = media.probe(video).frames or sum(1 for _ in media.iter_frames(video))  # decode only when unknown
     lm = frame_landmarks(set_a, frames)
     driver = estimates(video, lm, None)
     seen = np.isfinite(driver["gaze_dlib"]).all(axis=1)
