@@ -105,7 +105,7 @@ def crop_face(frame: np.ndarray, box, landmarks: np.ndarray, size: int = 256,
 
 def extract_crops(item: VideoItem | Path, k: int = 32, size: int = 256, scale: float = 1.3,
                   detector=None, predictor=None, face_detector: str = "hog") -> Crops:
-    """Face crops from `k` evenly spaced frames of a video; the largest face per frame.
+    """Face crops from `k` evenly spaced frames of a video (of `item.frames` when set); the largest face per frame.
 
     face_detector: "hog", "cnn" or "hog,cnn" (see the module docstring); HOG retries with dlib
     upsampling before a frame is declared missing. A given `detector` is used instead, with that retry.
@@ -113,10 +113,15 @@ def extract_crops(item: VideoItem | Path, k: int = 32, size: int = 256, scale: f
     path = Path(item.path if isinstance(item, VideoItem) else item)
     stages = _stages(face_detector, detector)
     predictor = predictor or _model("predictor")
-    n = media.probe(path).frames
-    if n <= 0:
-        n = sum(1 for _ in media.iter_frames(path, gray=True))
-    wanted = set(sample_frames(n, k).tolist())
+    allowed = item.frames if isinstance(item, VideoItem) else None
+    if allowed is not None:  # evenly spaced over the frames sampling may pick (a dfjax swap's manipulated ones)
+        candidates = np.unique(np.asarray(allowed, np.int64))
+        wanted = set(candidates[sample_frames(len(candidates), k)].tolist())
+    else:
+        n = media.probe(path).frames
+        if n <= 0:
+            n = sum(1 for _ in media.iter_frames(path, gray=True))
+        wanted = set(sample_frames(n, k).tolist())
     crops, points, found, missing, seen = [], [], [], [], set()
     for index, frame in media.iter_frames(path, stop=max(wanted, default=-1) + 1):
         if index not in wanted:
@@ -186,11 +191,15 @@ class Dataset:
         return len(self.labels)
 
 
-def _cache_path(cache_dir: Path, path: Path, k: int, size: int, scale: float, face_detector: str = "hog") -> Path:
+def _cache_path(cache_dir: Path, path: Path, k: int, size: int, scale: float, face_detector: str = "hog",
+                frames: tuple[int, ...] | None = None) -> Path:
     resolved = path.resolve()
     key = f"{resolved}|{resolved.stat().st_mtime_ns}|{k}|{size}|{scale}"
-    if face_detector != "hog":  # "hog" keeps the key it had before the choice existed, so old caches stay valid
+    # defaults ("hog", every frame) keep the key they had before these choices existed, so old caches stay valid
+    if face_detector != "hog":
         key += f"|{face_detector}"
+    if frames is not None:
+        key += f"|frames:{hashlib.sha1(np.asarray(frames, np.int64).tobytes()).hexdigest()}"
     return cache_dir / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
 
 
@@ -199,7 +208,7 @@ def _cached_crops(item: VideoItem, k: int, size: int, scale: float, cache_dir: P
     check_face_detector(face_detector)
     if cache_dir is None:
         return extract_crops(item, k, size, scale, detector, predictor, face_detector)
-    target = _cache_path(cache_dir, item.path, k, size, scale, face_detector)
+    target = _cache_path(cache_dir, item.path, k, size, scale, face_detector, item.frames)
     if target.is_file():
         with np.load(target) as z:
             return Crops(z["crops"], z["landmarks"], z["frames"], len(z["missing_frames"]), z["missing_frames"])

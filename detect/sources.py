@@ -3,7 +3,9 @@
 Inputs, each given with `--real` or `--fake` (repeatable):
 
 * a video file or a folder of videos (searched recursively): labelled by the option it came with;
-* a dfjax swap output (a video with its JSON sidecar): fake, method "dfjax";
+* a dfjax swap output (a video with its JSON sidecar): fake, method "dfjax"; its frames are sampled
+  only among those the sidecar marks manipulated (a frame the swap found no face in is a real frame,
+  and labelling it fake would put real frames in the fake class);
 * **labelled sources**, which carry their own labels:
   - a labels CSV `path,label[,method,group]` (header optional, paths relative to the CSV);
   - a FaceForensics++ root (`original_sequences/<youtube|actors>/<compression>/videos/*.mp4`,
@@ -55,6 +57,7 @@ class VideoItem:
     label: int   # 0 real, 1 fake
     method: str  # "real", "dfjax", "Deepfakes", "dfdc", ...
     group: str   # source/identity id; a group never spans two splits
+    frames: tuple[int, ...] | None = None  # the frames sampling may pick (a dfjax swap's manipulated ones); None: all
 
 
 def default_group(path: Path) -> str:
@@ -90,7 +93,11 @@ def _video_item(path: Path, label: int) -> VideoItem:
         if label == 0:
             raise UserError(f"{path} is a dfjax swap output (sidecar {path.with_suffix('.json')}); "
                             "pass it as a fake video, not a real one.")
-        return VideoItem(path, 1, "dfjax", default_group(Path(side["source"])))
+        manipulated = tuple(int(r["index"]) for r in side["frames"] if r.get("manipulated"))
+        if not manipulated:
+            raise UserError(f"{path} is a dfjax swap output whose sidecar marks no frame as swapped, so it holds no "
+                            "fake frame; leave it out, or swap again with --detector hog,cnn.")
+        return VideoItem(path, 1, "dfjax", default_group(Path(side["source"])), manipulated)
     method = "real" if label == 0 else next((p for p in path.parts if p in FFPP_METHODS), "fake")
     return VideoItem(path, label, method, default_group(path))
 

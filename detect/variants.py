@@ -20,6 +20,7 @@ their inputs and a seed. `PERTURBATIONS` lists each one's levels, mildest first:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import tempfile
 from pathlib import Path
@@ -69,7 +70,7 @@ def variant_items(items: list[VideoItem], variant: str, cache_dir: str | Path, p
         target = variant_path(item.path, crf, Path(cache_dir))
         if not target.is_file():
             reencode(item.path, target, crf, preset)
-        out.append(VideoItem(target, item.label, item.method, item.group))
+        out.append(dataclasses.replace(item, path=target))  # same frames: a re-encode keeps their indices
         if progress:
             progress.advance(task)
     return out

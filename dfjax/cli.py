@@ -66,7 +66,8 @@ def extract(
     coverage: float = typer.Option(1.0, help="Zoom of the crop: <1 keeps less around the face, >1 more."),
     mask: str = typer.Option("extended", help="Mask kind: hull (landmark hull) or extended (with forehead)."),
     every_n: int = typer.Option(10, "--every-n", help="Run full face detection every N frames; track between."),
-    detector: str = typer.Option("hog", help="Face detector: hog (dlib HOG) or cnn (dlib MMOD CNN, slower)."),
+    detector: str = typer.Option("hog", help="Face detector: hog (dlib HOG), cnn (dlib MMOD CNN, slower) or hog,cnn "
+                                             "(the CNN only where HOG finds no face)."),
     max_side: int = typer.Option(640, help="Detect on a copy at most this many pixels on the long side."),
     identity: Optional[Path] = typer.Option(None, help="Photo of the person to keep in multi-face frames."),
     min_size: float = typer.Option(0.0, help="Drop faces whose box is narrower than this (pixels)."),
@@ -161,6 +162,7 @@ def swap(
     identity: Optional[Path] = typer.Option(None, help="Photo of the person to replace in multi-face frames."),
     alignments: Optional[Path] = typer.Option(None, help="Reuse `dfjax extract`'s faces: its face set or alignments file."),
     every_n: int = typer.Option(10, "--every-n", help="Full face detection every N frames; track between."),
+    detector: str = typer.Option("hog", help="Face detector for live detection: hog, cnn or hog,cnn."),
     workers: int = typer.Option(0, help="Face-finding worker processes (0: every core)."),
     quiet: bool = QUIET,
 ) -> None:
@@ -169,7 +171,8 @@ def swap(
     from dfjax.swap import swap as run_swap
 
     options = SwapOptions(direction=direction, mask=mask, erode=erode, feather=feather, color=color, blend=blend,
-                          crf=crf, lossless=lossless, watermark=watermark, every_n=every_n, workers=workers)
+                          crf=crf, lossless=lossless, watermark=watermark, every_n=every_n, detector=detector,
+                          workers=workers)
     with progress_bar("frames", quiet) as progress:
         summary = run_swap(input, output, model, options, identity=identity, alignments=alignments,
                            progress=progress)

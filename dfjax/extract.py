@@ -25,7 +25,7 @@ from dfjax import media
 from dfjax.data.faceset import FaceSetWriter
 from dfjax.errors import UserError
 from dfjax.faces.align import FACE_TYPES, alignment_matrix, transform_points, warp_face
-from dfjax.faces.detect import FaceDetector
+from dfjax.faces.detect import DETECTORS, FaceDetector
 from dfjax.faces.gaze import estimate_gaze
 from dfjax.faces.identity import FaceEncoder
 from dfjax.faces.landmarks import LandmarkPredictor
@@ -251,6 +251,8 @@ def extract(inputs: list[str | Path], output: str | Path, options: ExtractOption
         raise UserError(f"unknown face type {options.face_type!r}; choose one of {', '.join(FACE_TYPES)}.")
     if options.mask_kind not in MASK_KINDS:
         raise UserError(f"unknown mask {options.mask_kind!r}; choose one of {', '.join(MASK_KINDS)}.")
+    if options.detector not in DETECTORS:
+        raise UserError(f"unknown face detector {options.detector!r}; choose one of {', '.join(DETECTORS)}.")
     if options.size < 16 or options.coverage <= 0:
         raise UserError("--size must be at least 16 and --coverage positive; fix the option.")
     videos, images = collect_inputs(inputs)

@@ -33,6 +33,7 @@ from dfjax.data.faceset import FaceSet, dumps
 from dfjax.errors import UserError
 from dfjax.extract import (ExtractOptions, collect_inputs, describe_face, face_finders, identity_descriptor,
                            image_face_finder, video_faces)
+from dfjax.faces.detect import DETECTORS
 from dfjax.faces.identity import FaceEncoder
 from dfjax.faces.landmarks import LandmarkPredictor
 from dfjax.faces.align import alignment_matrix, transform_points, warp_face
@@ -58,6 +59,7 @@ class SwapOptions:
     lossless: bool = False
     watermark: bool = False
     every_n: int = 10
+    detector: str = "hog"       # hog | cnn | hog,cnn (the CNN where HOG finds nothing)
     workers: int = 0
 
 
@@ -150,7 +152,8 @@ class Swapper:
         if options.direction not in DIRECTIONS:
             raise UserError(f"--direction {options.direction!r} is unknown; use a2b or b2a.")
         for value, allowed, name in ((options.mask, convert.MASK_SOURCES, "--mask"),
-                                     (options.color, convert.COLOR_MODES, "--color")):
+                                     (options.color, convert.COLOR_MODES, "--color"),
+                                     (options.detector, DETECTORS, "--detector")):
             if value not in allowed:
                 raise UserError(f"{name} {value!r} is unknown; choose one of {', '.join(allowed)}.")
         self.model, self.options = model, options
@@ -263,7 +266,7 @@ def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=No
     info = media.probe(path)
     face_type, coverage = crop_settings(model)
     finder = ExtractOptions(size=model.resolution, face_type=face_type, coverage=coverage, every_n=o.every_n,
-                            workers=o.workers)
+                            detector=o.detector, workers=o.workers)
     masks_path, sidecar_path = _outputs(output)
     tag = provenance(model, o.direction)
     task = progress.add_task("swap", total=info.frames) if progress else None
@@ -326,7 +329,7 @@ def swap_images(swapper: Swapper, images: list[Path], inputs: Path, output: Path
     """Images: one output image each (a single image -> OUTPUT; a folder -> OUTPUT/name.png), plus sidecar."""
     model, o = swapper.model, swapper.options
     face_type, coverage = crop_settings(model)
-    finder = ExtractOptions(size=model.resolution, face_type=face_type, coverage=coverage)
+    finder = ExtractOptions(size=model.resolution, face_type=face_type, coverage=coverage, detector=o.detector)
     reference = identity_descriptor(identity) if identity else None
     tracker = image_face_finder(finder, LandmarkPredictor(), reference,
                                 FaceEncoder() if reference is not None else None)

@@ -35,11 +35,21 @@ def test_collect_files_and_folders(synth):
 def test_collect_sidecar_csv_and_errors(synth, tmp_path):
     out = tmp_path / "swap.mp4"
     out.write_bytes((synth / "a_as_b_truth.mp4").read_bytes())
-    out.with_suffix(".json").write_text(json.dumps({"source": str(synth / "a.mp4"), "frames": []}))
+    # the swap found no face in frames 8-11 and passed them through: they are real frames
+    records = [{"index": i, "manipulated": i < 8, "faces": []} for i in range(12)]
+    out.with_suffix(".json").write_text(json.dumps({"source": str(synth / "a.mp4"), "frames": records}))
     (item,) = datasets.collect([], [out])
     assert (item.label, item.method, item.group) == (1, "dfjax", "a")
+    assert item.frames == tuple(range(8))
+    sampled = datasets.extract_crops(item, k=4, size=64)
+    assert sorted(sampled.frames.tolist() + sampled.missing_frames.tolist()) == [0, 2, 5, 7]  # never 8-11
     with pytest.raises(UserError, match="swap.mp4"):
         datasets.collect([out], [])
+    untouched = tmp_path / "untouched.mp4"
+    untouched.write_bytes(out.read_bytes())
+    untouched.with_suffix(".json").write_text(json.dumps({"source": str(synth / "a.mp4"), "frames": records[8:]}))
+    with pytest.raises(UserError, match="untouched.mp4 .* no frame as swapped"):
+        datasets.collect([], [untouched])
     assert datasets.default_group(Path("x/004_634.mp4")) == "004"
 
     good = tmp_path / "labels.csv"

@@ -77,6 +77,16 @@ def test_frames_without_faces_are_counted_not_hidden(tmp_path):
     assert len(FaceSet(tmp_path / "fs")) == summary["faces_kept"]
 
 
+def test_hog_cnn_detector_runs_the_cnn_only_where_hog_finds_nothing():
+    from dfjax.faces.detect import FaceDetector
+
+    frames = dict(media.iter_frames(shared("hamilton_clip.mp4"), stop=251))
+    hog, both = FaceDetector("hog"), FaceDetector("hog,cnn")
+    assert hog(frames[250]) == [] and len(both(frames[250])) >= 1  # a face HOG misses
+    found = hog(frames[100])
+    assert len(found) == 1 and np.array_equal(both(frames[100])[0].box, found[0].box)  # HOG's own box
+
+
 # ----------------------------------------------------------------------------- bad input
 
 def _refused(args: list[str], out) -> str:
@@ -89,6 +99,10 @@ def _refused(args: list[str], out) -> str:
 
 def test_missing_path(tmp_path):
     assert "does not exist" in _refused([tmp_path / "nope.mp4"], tmp_path / "fs")
+
+
+def test_unknown_face_detector(tmp_path, astronaut_png):
+    assert "unknown face detector 'mtcnn'" in _refused([astronaut_png, "--detector", "mtcnn"], tmp_path / "fs")
 
 
 def test_text_file_named_mp4(tmp_path):

@@ -1,4 +1,5 @@
-"""Face detection: dlib's HOG frontal detector (default) or its MMOD CNN, on a downscaled copy.
+"""Face detection: dlib's HOG frontal detector (default), its MMOD CNN, or HOG with the CNN where HOG
+finds nothing ("hog,cnn"), on a downscaled copy.
 
 Detecting on a copy whose long side is at most `max_side` pixels and mapping the boxes back is the
 main reason extraction runs several times faster than full-resolution detection; faces smaller
@@ -13,7 +14,7 @@ import cv2
 import dlib
 import numpy as np
 
-DETECTORS = ("hog", "cnn")
+DETECTORS = ("hog", "cnn", "hog,cnn")  # "hog,cnn": the CNN only on images where HOG finds no face
 
 
 @dataclass(frozen=True)
@@ -33,18 +34,22 @@ class FaceDetector:
         if kind not in DETECTORS:
             raise ValueError(f"unknown detector {kind!r}; choose one of {DETECTORS}")
         self.kind, self.max_side, self.upsample = kind, max_side, upsample
-        if kind == "hog":
+        self._stages = kind.split(",")
+        if "hog" in self._stages:
             self._hog = dlib.get_frontal_face_detector()
-        else:
+        if "cnn" in self._stages:
             import face_recognition_models  # the model files (100 MB); imported where a model is loaded
             self._cnn = dlib.cnn_face_detection_model_v1(face_recognition_models.cnn_face_detector_model_location())
 
     def _run(self, image: np.ndarray, upsample: int) -> list[Detection]:
-        if self.kind == "hog":
-            rects, scores, _ = self._hog.run(image, upsample, 0.0)
-            pairs = zip(rects, scores)
-        else:
-            pairs = ((d.rect, d.confidence) for d in self._cnn(image, upsample))
+        for stage in self._stages:  # the next stage only where the previous one found nothing
+            if stage == "hog":
+                rects, scores, _ = self._hog.run(image, upsample, 0.0)
+                pairs = list(zip(rects, scores))
+            else:
+                pairs = [(d.rect, d.confidence) for d in self._cnn(image, upsample)]
+            if pairs:
+                break
         return [Detection(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32), float(s))
                 for r, s in pairs]
 
