@@ -6,6 +6,8 @@ results/dvp_control-2026-11-23.jsonl was made with `--frames 300 --steps 300 --b
 cores (about 25 minutes): far from converged, so it says little about a trained model.
 results/dvp_control-600steps-2026-11-23.jsonl: `--frames 300 --steps 600 --batch 8` with 128 px face
 sets (the default now), about 18 min on 2 cores (beside other jobs).
+results/dvp_control-2000steps-2026-11-23.jsonl: `--frames 300 --steps 2000 --batch 8`, about 30 min on
+2 cores (half of it beside the test suite; alone the branch-on step takes about 0.33 s, off 0.13 s).
 results/dvp_control-real-2026-11-23.jsonl: `--real runs/ffpp/faces_004 runs/ffpp/faces_634
 ../shared/data/real/ffpp_004.mp4 --steps 600 --batch 8` (face sets extracted here at 128 px; 13 min
 on 2 cores); with no ground truth, the swaps' estimates are compared with the same estimates on the
