@@ -27,11 +27,12 @@ import numpy as np
 from detect.sources import FFPP_METHODS, VideoItem, collect, default_group
 from dfjax import media
 from dfjax.errors import UserError
+from dfjax.faces.detect import DETECTORS
 
 __all__ = ["FFPP_METHODS", "VideoItem", "collect", "default_group", "sample_frames", "Crops", "crop_face",
            "FACE_DETECTORS", "check_face_detector", "extract_crops", "split_by_group", "Dataset", "build_dataset"]
 
-FACE_DETECTORS = ("hog", "cnn", "hog,cnn")  # the face_detector choices; "hog" is DeepfakeBench's
+FACE_DETECTORS = DETECTORS  # the face_detector choices, the same as extract's; "hog" is DeepfakeBench's
 
 
 def check_face_detector(face_detector: str) -> str:
