@@ -14,7 +14,7 @@ dfjax draws the same kind of images from what `extract` stores, in the aligned c
 - gaze (2), DVP style: the eye whites (each eye's six-point contour filled), or, for a closed eye,
   a lid line between its corners; and the pupils: discs of IRIS_TO_EYE_WIDTH eye widths placed at
   the gaze on model3d's eyeball (the inverse of dfjax.faces.gaze.eye_angles), clipped to the eye
-  opening and absent for a closed eye;
+  opening and absent for a closed eye. Both are anti-aliased, so sub-pixel gaze survives at 64 px;
 - face mask (1): the convex hull of the 68 landmarks.
 
 `render_maps` is pure JAX with static shapes (jit it, vmap it, call it inside a train step); pixel
@@ -58,9 +58,6 @@ def _mean_face_triangulation() -> tuple[np.ndarray, np.ndarray]:
 TRIANGLES, VERTEX_COLOURS = _mean_face_triangulation()
 TRIANGLES.setflags(write=False)
 VERTEX_COLOURS.setflags(write=False)
-
-# Fan triangles of one eye's six contour points (36-41 or 42-47, in contour order).
-_EYE_FAN = np.array([[0, 1, 2], [0, 2, 3], [0, 3, 4], [0, 4, 5]], np.int32)
 
 
 def _grid(size: int) -> tuple[jax.Array, jax.Array]:
@@ -134,11 +131,30 @@ def _segment_distance(a: jax.Array, b: jax.Array, px: jax.Array, py: jax.Array) 
     return jnp.hypot(px - a[0] - t * d[0], py - a[1] - t * d[1])
 
 
+def _convex_coverage(polygon: jax.Array, px: jax.Array, py: jax.Array) -> jax.Array:
+    """Anti-aliased coverage (S, S) in [0, 1] of a convex polygon (K, 2), either winding: 0.5 plus the
+    distance inside its nearest edge, clipped (a one-pixel ramp across every edge)."""
+    nxt = jnp.roll(polygon, -1, axis=0)
+    edge = nxt - polygon
+    twice_area = jnp.sum(polygon[:, 0] * nxt[:, 1] - nxt[:, 0] * polygon[:, 1])
+    inward = jnp.stack([-edge[:, 1], edge[:, 0]], axis=1) * jnp.where(twice_area >= 0, 1.0, -1.0)
+    inward = inward / jnp.maximum(jnp.linalg.norm(inward, axis=1, keepdims=True), 1e-6)
+    inside = (inward[:, 0, None, None] * (px - polygon[:, 0, None, None])
+              + inward[:, 1, None, None] * (py - polygon[:, 1, None, None]))  # (K, S, S) signed distances
+    return jnp.clip(0.5 + inside.min(axis=0), 0.0, 1.0)
+
+
 def _eye(contour: jax.Array, pitch: jax.Array, yaw: jax.Array, is_open: jax.Array,
          size: int) -> tuple[jax.Array, jax.Array]:
-    """Eye white (or lid line) and pupil disc (each (S, S)) of one eye's six contour points."""
+    """Eye white (or lid line) and pupil disc (each (S, S)) of one eye's six contour points.
+
+    All three are anti-aliased (a pixel's value is the fraction of it covered, to within a
+    one-pixel ramp), so the pupil's centroid follows the gaze continuously: at 64 px the iris is
+    about three pixels across and 20 degrees of gaze move it by about two, which binary pixels
+    would round away.
+    """
     px, py = _grid(size)
-    opening = jnp.any(_barycentric(contour[_EYE_FAN], px[..., None], py[..., None])[1], axis=-1)
+    opening = _convex_coverage(contour, px, py)
     axis = contour[3] - contour[0]
     width = jnp.maximum(jnp.linalg.norm(axis), 1e-6)
     right = axis / width
@@ -146,11 +162,12 @@ def _eye(contour: jax.Array, pitch: jax.Array, yaw: jax.Array, is_open: jax.Arra
     p, y = jnp.radians(pitch), jnp.radians(yaw)
     radius = EYEBALL_RADIUS_TO_EYE_WIDTH * width
     centre = contour.mean(axis=0) + radius * (jnp.sin(y) * jnp.cos(p) * right + jnp.sin(p) * up)
-    disc = jnp.hypot(px - centre[0], py - centre[1]) <= IRIS_TO_EYE_WIDTH * width
-    lid = _segment_distance(contour[0], contour[3], px, py) <= 0.5 * LID_WIDTH_PER_64 * size / 64
+    disc = jnp.clip(IRIS_TO_EYE_WIDTH * width + 0.5 - jnp.hypot(px - centre[0], py - centre[1]), 0.0, 1.0)
+    lid = jnp.clip(0.5 * LID_WIDTH_PER_64 * size / 64 + 0.5 - _segment_distance(contour[0], contour[3], px, py),
+                   0.0, 1.0)
     white = jnp.where(is_open, opening, lid)
-    pupil = is_open & opening & disc
-    return white.astype(jnp.float32), pupil.astype(jnp.float32)
+    pupil = jnp.where(is_open, opening * disc, 0.0)
+    return white, pupil
 
 
 def _render_one(landmarks: jax.Array, pose: jax.Array, gaze: jax.Array, eyes_open: jax.Array,
