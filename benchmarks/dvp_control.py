@@ -32,6 +32,10 @@ in a's frames, a's pose and gaze) and against the driving frames:
 Errors are mean absolute degrees over the frames whose eyes are open in the ground truth (gaze) or
 all frames (pose); `vs_driver` compares the output's estimates with the same estimates on a.mp4.
 One JSON line per model plus the header and the two reference lines.
+
+The branch-on line also has `gaze_response` (`gaze_response`): with the face and every other map
+held, the maps' gaze is swept over GAZE_SWEEP and the generated pupils re-estimated; the slope of
+estimated on commanded gaze is 1 for full control, 0 for none (the plain model's, by construction).
 """
 
 from __future__ import annotations
@@ -90,7 +94,22 @@ def errors(est: dict, pose: np.ndarray, gaze: np.ndarray, open_eyes: np.ndarray)
         out[f"{method}_pitch_mae"] = r(diff[seen, 0].mean()) if seen.any() else None
         out[f"{method}_yaw_mae"] = r(diff[seen, 1].mean()) if seen.any() else None
         out[f"{method}_frames"] = int(seen.sum())
+        for i, n in enumerate(("pitch", "yaw")):
+            out[f"{method}_{n}_tracking"] = tracking(est[method][open_eyes][seen, i], gaze[open_eyes][seen, i])
     return out
+
+
+def tracking(estimated: np.ndarray, truth: np.ndarray) -> dict | None:
+    """How well estimates follow the truth, apart from a constant offset: `bias` (mean signed error),
+    `mae` once the bias is removed, `corr` (Pearson) and `slope` (least squares of estimate on truth).
+    A swap whose eyes sit a pixel off the truth landmarks (its retargeted geometry) shifts every gaze
+    estimate alike: that offset is the bias, and the rest says whether its pupils move with the gaze."""
+    if len(truth) < 3:
+        return None
+    r = lambda v: round(float(v), 2)  # noqa: E731
+    error = estimated - truth
+    return {"bias": r(error.mean()), "mae": r(np.abs(error - error.mean()).mean()),
+            "corr": r(np.corrcoef(estimated, truth)[0, 1]), "slope": r(np.polyfit(truth, estimated, 1)[0])}
 
 
 def against_driver(est: dict, driver: dict, open_eyes: np.ndarray) -> dict:
@@ -103,6 +122,94 @@ def against_driver(est: dict, driver: dict, open_eyes: np.ndarray) -> dict:
         out[f"{method}_pitch_mae"] = r(diff[seen, 0].mean()) if seen.any() else None
         out[f"{method}_yaw_mae"] = r(diff[seen, 1].mean()) if seen.any() else None
         out[f"{method}_frames"] = int(seen.sum())
+        for i, n in enumerate(("pitch", "yaw")):
+            out[f"{method}_{n}_tracking"] = tracking(est[method][open_eyes][seen, i], driver[method][open_eyes][seen, i])
+    return out
+
+
+GAZE_SWEEP = (-20.0, -10.0, 0.0, 10.0, 20.0)
+UPSCALE = 4  # generated faces are estimated at 4x (a 64 px face's eye is about 8 px wide)
+
+
+def _estimate_upscaled(face: np.ndarray, landmarks: np.ndarray) -> tuple[float, float]:
+    """(pitch, yaw) of a small face crop with its landmarks (crop pixels), estimated at UPSCALE x."""
+    import cv2
+
+    from dfjax.faces.gaze import estimate_gaze
+
+    big = cv2.resize(face, None, fx=UPSCALE, fy=UPSCALE, interpolation=cv2.INTER_CUBIC)
+    g = estimate_gaze(big, (np.asarray(landmarks, np.float64) + 0.5) * UPSCALE - 0.5)
+    return g.pitch, g.yaw
+
+
+def _slope(commanded: list[float], estimated: list[float]) -> float | None:
+    """Least-squares slope of estimated on commanded angles (NaN estimates left out)."""
+    x, y = np.asarray(commanded, np.float64), np.asarray(estimated, np.float64)
+    seen = np.isfinite(y)
+    if seen.sum() < 3 or np.ptp(x[seen]) == 0:
+        return None
+    return round(float(np.polyfit(x[seen], y[seen], 1)[0]), 3)
+
+
+def gaze_response(model_dir: Path, video: Path, truth: dict, faces: int = 40) -> dict:
+    """How far the generated pupils follow the gaze drawn in the maps, with everything else held.
+
+    `faces` open-eyed frames of the driving video are cropped as the swap crops them (from the
+    ground-truth landmarks) and their retargeted controls computed as the swap does; then the maps'
+    gaze is set to each angle of GAZE_SWEEP in turn (yaw with pitch 0, then pitch with yaw 0), the
+    target's face generated, and its gaze re-estimated (at UPSCALE x, with the retargeted landmarks
+    the maps were drawn from). The slope of estimated on commanded angle is 1 for full control and 0
+    for none; `calibration` is the same estimator's slope on the target's own training faces,
+    reduced to the model's size, against their true gaze (the estimator's ceiling at that size).
+    """
+    import cv2
+
+    from dfjax import media
+    from dfjax.data.faceset import FaceSet
+    from dfjax.faces.align import alignment_matrix, warp_face
+    from dfjax.faces.retarget import controls_from_meta
+    from dfjax.state import load_trained
+    from dfjax.swap import SwapOptions, Swapper, faceset_path
+
+    model = load_trained(model_dir)
+    swapper = Swapper(model, SwapOptions())
+    if swapper.driver is None:
+        return {}
+    res, window = model.resolution, swapper.driver.window
+    open_eyes = np.flatnonzero(~truth["blink"].astype(bool))
+    chosen = set(open_eyes[np.linspace(0, len(open_eyes) - 1, faces).round().astype(int)].tolist())
+    crops, controls = [], []
+    for index, frame in media.iter_frames(video):
+        if index in chosen:
+            landmarks = truth["landmarks"][index].astype(np.float64)
+            matrix = alignment_matrix(landmarks, res)
+            crops.append(warp_face(frame, matrix, res))
+            controls.append(swapper.driver.face(frame, {"landmarks": landmarks, "matrix": matrix}))
+    out: dict = {"faces": len(crops)}
+    for axis, name in ((1, "yaw"), (0, "pitch")):
+        commanded, estimated = [], []
+        for angle in GAZE_SWEEP:
+            windows = []
+            for c in controls:
+                gaze = np.zeros(2, np.float32)
+                gaze[axis] = angle
+                windows.append({key: np.stack([gaze if key == "gaze" else value] * window) for key, value in c.items()})
+            generated, _ = swapper.generate(crops, windows)
+            for face, c in zip(generated, controls):
+                commanded.append(angle)
+                estimated.append(_estimate_upscaled(face, c["landmarks"])[axis])
+        means = [np.nanmean([e for c, e in zip(commanded, estimated) if c == a]) for a in GAZE_SWEEP]
+        out[f"{name}_slope"] = _slope(commanded, estimated)
+        out[f"{name}_mean_estimate"] = {f"{a:g}": round(float(m), 2) for a, m in zip(GAZE_SWEEP, means)}
+    target = FaceSet(faceset_path(model, "b"))
+    picks = np.linspace(0, len(target) - 1, min(faces * 3, len(target))).round().astype(int)
+    meta = [target.meta[i] for i in picks]
+    truth_b = controls_from_meta(meta)
+    small = [cv2.resize(target.faces[i], (res, res), interpolation=cv2.INTER_AREA) for i in picks]
+    estimates = np.array([_estimate_upscaled(f, (lm + 0.5) * res / target.size - 0.5) for f, lm in zip(small, truth_b.landmarks)])
+    seen = np.isfinite(truth_b.gaze).all(axis=1)
+    out["calibration"] = {name: _slope(truth_b.gaze[seen, axis], estimates[seen, axis])
+                          for axis, name in ((1, "yaw"), (0, "pitch"))}
     return out
 
 
@@ -163,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
           "batch_per_side": args.batch, "open_eye_frames": int(open_eyes.sum()),
           "truth_gaze_abs_mean": {"pitch": round(float(np.abs(truth["gaze"][open_eyes, 0]).mean()), 2),
                                   "yaw": round(float(np.abs(truth["gaze"][open_eyes, 1]).mean()), 2)},
+          "truth_gaze_mean_abs_deviation": {n: round(float(np.abs(g - g.mean()).mean()), 2) for n, g in
+                                            (("pitch", truth["gaze"][open_eyes, 0]), ("yaw", truth["gaze"][open_eyes, 1]))},
           "truth_pose_abs_mean": {n: round(float(np.abs(truth["pose"][:, i]).mean()), 2) for i, n in enumerate(ANGLES)}})
 
     lm = truth["landmarks"].astype(np.float64)
@@ -181,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                   "vs_truth": errors(est, truth["pose"], truth["gaze"], open_eyes)}
         record["vs_driver"] = against_driver(est, driver, open_eyes)
         record["psnr_vs_exact_swap"] = psnr(video, synth / "videos" / "a_as_b_truth.mp4")
+        if window:
+            record["gaze_response"] = gaze_response(root / name, synth / "videos" / "a.mp4", driver_truth)
         emit(record)
     if args.out:
         emit.save(args.out)

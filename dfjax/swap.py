@@ -95,7 +95,8 @@ def identity_reference(model: TrainedModel, side: str) -> Reference:
                         "training face sets; put the face set back or swap with a model without the branch.")
     faces = FaceSet(path)
     controls = controls_from_meta(faces.meta)
-    return reference_of(controls.landmarks * (model.resolution / faces.size), controls.pose)
+    scale = model.resolution / faces.size  # pixel centres: (p + 0.5) * scale - 0.5, as in training
+    return reference_of((controls.landmarks + 0.5) * scale - 0.5, controls.pose)
 
 
 class DriverControls:
