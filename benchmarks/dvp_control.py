@@ -88,6 +88,7 @@ def errors(est: dict, pose: np.ndarray, gaze: np.ndarray, open_eyes: np.ndarray)
     """Mean absolute errors (degrees) of estimates against reference pose (N, 3) and gaze (N, 2)."""
     r = lambda v: round(float(v), 2)  # noqa: E731
     out = {f"pose_{n}_mae": r(np.mean(np.abs(est["pose"][:, i] - pose[:, i]))) for i, n in enumerate(ANGLES)}
+    out.update({f"pose_{n}_tracking": tracking(est["pose"][:, i], pose[:, i]) for i, n in enumerate(ANGLES)})
     for method in ("gaze_truth_lm", "gaze_dlib"):
         diff = np.abs(est[method] - gaze)[open_eyes]
         seen = ~np.isnan(diff).any(axis=1)
@@ -116,6 +117,8 @@ def against_driver(est: dict, driver: dict, open_eyes: np.ndarray) -> dict:
     """Mean absolute differences (degrees) from the same estimates on the driving video."""
     r = lambda v: round(float(v), 2)  # noqa: E731
     out = {f"pose_{n}_mae": r(np.nanmean(np.abs(est["pose"][:, i] - driver["pose"][:, i]))) for i, n in enumerate(ANGLES)}
+    both = np.isfinite(est["pose"]).all(axis=1) & np.isfinite(driver["pose"]).all(axis=1)
+    out.update({f"pose_{n}_tracking": tracking(est["pose"][both, i], driver["pose"][both, i]) for i, n in enumerate(ANGLES)})
     for method in ("gaze_truth_lm", "gaze_dlib"):
         diff = np.abs(est[method] - driver[method])[open_eyes]
         seen = ~np.isnan(diff).any(axis=1)
@@ -244,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(scored against the same estimates on VIDEO: no ground truth)")
     parser.add_argument("--workdir", default=None, help="keep the data, models and swaps here")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--grid", default=None, help="also write a PNG of the eyes in the driver, the exact swap and both swaps")
     args = parser.parse_args(argv)
 
     import jax
@@ -293,9 +297,47 @@ def main(argv: list[str] | None = None) -> int:
         if window:
             record["gaze_response"] = gaze_response(root / name, synth / "videos" / "a.mp4", driver_truth)
         emit(record)
+    if args.grid:
+        eye_grid(synth, root, args.grid)
     if args.out:
         emit.save(args.out)
     return 0
+
+
+def eye_grid(synth: Path, root: Path, out: str | Path) -> None:
+    """PNG: the eye region of five open-eyed frames (strongest gaze left, right, down, up, and a
+    middle frame) in the driver a.mp4, the exact swap and the two swaps, each tile cut from the
+    exact swap's eye landmarks and enlarged."""
+    import cv2
+
+    from dfjax import media
+
+    truth = np.load(synth / "truth" / "a_as_b_truth.npz")
+    gaze, open_eyes = truth["gaze"], np.flatnonzero(~truth["blink"].astype(bool))
+    picks = [int(open_eyes[k]) for k in (np.argmin(gaze[open_eyes, 1]), np.argmax(gaze[open_eyes, 1]),
+                                         np.argmin(gaze[open_eyes, 0]), np.argmax(gaze[open_eyes, 0]),
+                                         len(open_eyes) // 2)]
+    rows = {"driver a": synth / "videos" / "a.mp4", "exact swap": synth / "videos" / "a_as_b_truth.mp4",
+            "branch on": root / "branch_on.mp4", "branch off": root / "branch_off.mp4"}
+    tile_w, tile_h, label_w = 240, 90, 100
+
+    def text(width: int, height: int, line: str, x: int) -> np.ndarray:
+        canvas = np.full((height, width, 3), 255, np.uint8)
+        cv2.putText(canvas, line, (x, height // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+        return canvas
+
+    lines = [text(label_w, 22, "", 0)] + [text(tile_w, 22, f"frame {i}: pitch {gaze[i, 0]:.0f}, yaw {gaze[i, 1]:.0f}", 5)
+                                         for i in picks]
+    grid = [np.concatenate(lines, 1)]
+    for name, video in rows.items():
+        frames = {i: f for i, f in media.iter_frames(video) if i in picks}
+        tiles = [text(label_w, tile_h, name, 4)]
+        for i in picks:
+            eyes = truth["landmarks"][i][36:48]
+            (x0, y0), (x1, y1) = np.floor(eyes.min(0) - [8, 10]).astype(int), np.ceil(eyes.max(0) + [8, 10]).astype(int)
+            tiles.append(cv2.resize(frames[i][max(y0, 0):y1, max(x0, 0):x1], (tile_w, tile_h), interpolation=cv2.INTER_CUBIC))
+        grid.append(np.concatenate(tiles, 1))
+    media.write_image(out, np.concatenate(grid, 0))
 
 
 def frame_landmarks(faceset: Path, frames: int) -> np.ndarray:
