@@ -2,16 +2,17 @@
 
     .venv/bin/python benchmarks/dvp_control.py --out benchmarks/results/dvp_control-$(date +%F).jsonl
 
-results/dvp_control-2026-11-23.jsonl was made with `--frames 300 --steps 300 --batch 8` on 2 shared CPU
-cores (about 25 minutes): far from converged, so it says little about a trained model.
-results/dvp_control-600steps-2026-11-23.jsonl: `--frames 300 --steps 600 --batch 8` with 128 px face
-sets (the default now), about 18 min on 2 cores (beside other jobs).
-results/dvp_control-2000steps-2026-11-23.jsonl: `--frames 300 --steps 2000 --batch 8`, about 30 min on
-2 cores (half of it beside the test suite; alone the branch-on step takes about 0.33 s, off 0.13 s).
-results/dvp_control-real-2026-11-23.jsonl: `--real runs/ffpp/faces_004 runs/ffpp/faces_634
-../shared/data/real/ffpp_004.mp4 --steps 600 --batch 8` (face sets extracted here at 128 px; 13 min
-on 2 cores); with no ground truth, the swaps' estimates are compared with the same estimates on the
-driving video (gaze: dlib landmarks, frames where a pupil is found in the driver).
+Results (benchmarks/results/, all on 2 CPU cores):
+- dvp_control-2000steps-2026-11-23.jsonl and dvp_control-eyes-2026-11-23.png: `--frames 300 --steps 2000
+  --batch 8 --grid ...`, about 17 min (the branch-on step about 0.35 s, off 0.15 s);
+- dvp_control-real-2000steps-2026-11-23.jsonl and dvp_control-real-eyes-2026-11-23.png: `--real
+  runs/ffpp/faces_004 runs/ffpp/faces_634 ../shared/data/real/ffpp_004.mp4 --steps 2000 --batch 8`
+  (face sets extracted here at 128 px), 19 min; with no ground truth, the swaps' estimates are
+  compared with the same estimates on the driving video (gaze: dlib landmarks, frames where a pupil
+  is found in the driver); its eye grid was drawn afterwards from the run's videos by `eye_grid`;
+- earlier and shorter, with binary (not yet anti-aliased) eye maps: dvp_control-2026-11-23.jsonl
+  (300 steps), dvp_control-600steps-2026-11-23.jsonl and dvp_control-real-2026-11-23.jsonl (600 steps);
+  the 2,000-step file of commit c2ba47f also had binary eye maps.
 
 On synthetic data with exact ground truth (`dfjax.data.synthetic.synthesize`: identities a and b,
 yaw within about +-40, gaze +-15 pitch / +-20 yaw degrees, blinks), the tiny swap model of
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(scored against the same estimates on VIDEO: no ground truth)")
     parser.add_argument("--workdir", default=None, help="keep the data, models and swaps here")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--grid", default=None, help="also write a PNG of the eyes in the driver, the exact swap and both swaps")
+    parser.add_argument("--grid", default=None, help="also write a PNG of the eyes in the driver, the exact swap (synthetic data) and both swaps")
     args = parser.parse_args(argv)
 
     import jax
@@ -297,28 +298,31 @@ def main(argv: list[str] | None = None) -> int:
         if window:
             record["gaze_response"] = gaze_response(root / name, synth / "videos" / "a.mp4", driver_truth)
         emit(record)
-    if args.grid:
-        eye_grid(synth, root, args.grid)
+    if args.grid:  # the eyes of the driver, the exact swap and both swaps, cut around the exact swap's eyes
+        eye_grid({"driver a": synth / "videos" / "a.mp4", "exact swap": synth / "videos" / "a_as_b_truth.mp4",
+                  "branch on": root / "branch_on.mp4", "branch off": root / "branch_off.mp4"},
+                 truth["landmarks"], truth["gaze"], gaze_extremes(truth["gaze"], open_eyes), args.grid)
     if args.out:
         emit.save(args.out)
     return 0
 
 
-def eye_grid(synth: Path, root: Path, out: str | Path) -> None:
-    """PNG: the eye region of five open-eyed frames (strongest gaze left, right, down, up, and a
-    middle frame) in the driver a.mp4, the exact swap and the two swaps, each tile cut from the
-    exact swap's eye landmarks and enlarged."""
+def gaze_extremes(gaze: np.ndarray, usable: np.ndarray) -> list[int]:
+    """Five frames among `usable` (bool): looking furthest left, right, down and up, and a middle one."""
+    frames = np.flatnonzero(usable)
+    g = gaze[frames]
+    return [int(frames[k]) for k in (np.argmin(g[:, 1]), np.argmax(g[:, 1]), np.argmin(g[:, 0]), np.argmax(g[:, 0]),
+                                     len(frames) // 2)]
+
+
+def eye_grid(rows: dict[str, Path], landmarks: np.ndarray, gaze: np.ndarray, picks: list[int], out: str | Path) -> None:
+    """PNG: the eye region of frames `picks` in each video of `rows` (one row per video, labelled by
+    its key), each tile cut around the eye landmarks of that frame (landmarks (N, 68, 2)) and enlarged;
+    the column heads give the frame's gaze (N, 2) pitch / yaw."""
     import cv2
 
     from dfjax import media
 
-    truth = np.load(synth / "truth" / "a_as_b_truth.npz")
-    gaze, open_eyes = truth["gaze"], np.flatnonzero(~truth["blink"].astype(bool))
-    picks = [int(open_eyes[k]) for k in (np.argmin(gaze[open_eyes, 1]), np.argmax(gaze[open_eyes, 1]),
-                                         np.argmin(gaze[open_eyes, 0]), np.argmax(gaze[open_eyes, 0]),
-                                         len(open_eyes) // 2)]
-    rows = {"driver a": synth / "videos" / "a.mp4", "exact swap": synth / "videos" / "a_as_b_truth.mp4",
-            "branch on": root / "branch_on.mp4", "branch off": root / "branch_off.mp4"}
     tile_w, tile_h, label_w = 240, 90, 100
 
     def text(width: int, height: int, line: str, x: int) -> np.ndarray:
@@ -326,16 +330,19 @@ def eye_grid(synth: Path, root: Path, out: str | Path) -> None:
         cv2.putText(canvas, line, (x, height // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
         return canvas
 
-    lines = [text(label_w, 22, "", 0)] + [text(tile_w, 22, f"frame {i}: pitch {gaze[i, 0]:.0f}, yaw {gaze[i, 1]:.0f}", 5)
+    heads = [text(label_w, 22, "", 0)] + [text(tile_w, 22, f"frame {i}: pitch {gaze[i, 0]:.0f}, yaw {gaze[i, 1]:.0f}", 5)
                                          for i in picks]
-    grid = [np.concatenate(lines, 1)]
+    grid = [np.concatenate(heads, 1)]
     for name, video in rows.items():
         frames = {i: f for i, f in media.iter_frames(video) if i in picks}
         tiles = [text(label_w, tile_h, name, 4)]
         for i in picks:
-            eyes = truth["landmarks"][i][36:48]
-            (x0, y0), (x1, y1) = np.floor(eyes.min(0) - [8, 10]).astype(int), np.ceil(eyes.max(0) + [8, 10]).astype(int)
-            tiles.append(cv2.resize(frames[i][max(y0, 0):y1, max(x0, 0):x1], (tile_w, tile_h), interpolation=cv2.INTER_CUBIC))
+            eyes = landmarks[i][36:48]
+            margin = 0.25 * np.ptp(eyes[:, 0])
+            (x0, y0), (x1, y1) = (np.floor(eyes.min(0) - margin).astype(int),
+                                  np.ceil(eyes.max(0) + margin).astype(int))
+            tiles.append(cv2.resize(frames[i][max(y0, 0):y1, max(x0, 0):x1], (tile_w, tile_h),
+                                    interpolation=cv2.INTER_CUBIC))
         grid.append(np.concatenate(tiles, 1))
     media.write_image(out, np.concatenate(grid, 0))
 
@@ -371,12 +378,17 @@ def real_case(args, root: Path, emit) -> None:
           "frames_with_face": int(np.isfinite(lm).all(axis=(1, 2)).sum()), "frames_with_pupils": int(seen.sum()),
           "config": "configs/swap_dvp.py:tiny", "steps": args.steps, "batch_per_side": args.batch,
           "driver_gaze_abs_mean": {n: round(float(np.abs(driver["gaze_dlib"][seen, i]).mean()), 2)
-                                   for i, n in enumerate(("pitch", "yaw"))}})
+                                   for i, n in enumerate(("pitch", "yaw"))},
+          "driver_gaze_mean_abs_deviation": {n: round(float(np.abs(g - g.mean()).mean()), 2) for n, g in
+                                             zip(("pitch", "yaw"), driver["gaze_dlib"][seen].T)}})
     for name, window in (("branch_on", args.window), ("branch_off", 0)):
         out, info = train_and_swap(name, window, (set_a, set_b), args.steps, args.batch, root, video)
         est = estimates(out, lm, None)
         emit({"benchmark": "dvp_control", "case": name, "data": "real", "cond_window": window, **info,
               "vs_driver": against_driver(est, driver, seen)})
+    if args.grid:  # the eyes of the driver and both swaps, cut around the driver's eyes
+        eye_grid({"driver": video, "branch on": root / "branch_on.mp4", "branch off": root / "branch_off.mp4"},
+                 lm, driver["gaze_dlib"], gaze_extremes(driver["gaze_dlib"], seen), args.grid)
 
 
 def psnr(video: Path, reference: Path) -> float:
