@@ -338,7 +338,7 @@ def eye_grid(rows: dict[str, Path], landmarks: np.ndarray, gaze: np.ndarray, pic
         tiles = [text(label_w, tile_h, name, 4)]
         for i in picks:
             eyes = landmarks[i][36:48]
-            margin = 0.25 * np.ptp(eyes[:, 0])
+            margin = np.array([0.1, 0.125]) * np.ptp(eyes[:, 0])  # the brows left out
             (x0, y0), (x1, y1) = (np.floor(eyes.min(0) - margin).astype(int),
                                   np.ceil(eyes.max(0) + margin).astype(int))
             tiles.append(cv2.resize(frames[i][max(y0, 0):y1, max(x0, 0):x1], (tile_w, tile_h),
