@@ -139,10 +139,11 @@ def _estimate_upscaled(face: np.ndarray, landmarks: np.ndarray) -> tuple[float, 
     """(pitch, yaw) of a small face crop with its landmarks (crop pixels), estimated at UPSCALE x."""
     import cv2
 
+    from dfjax.faces.align import resize_points
     from dfjax.faces.gaze import estimate_gaze
 
     big = cv2.resize(face, None, fx=UPSCALE, fy=UPSCALE, interpolation=cv2.INTER_CUBIC)
-    g = estimate_gaze(big, (np.asarray(landmarks, np.float64) + 0.5) * UPSCALE - 0.5)
+    g = estimate_gaze(big, resize_points(landmarks, UPSCALE))
     return g.pitch, g.yaw
 
 
@@ -170,7 +171,7 @@ def gaze_response(model_dir: Path, video: Path, truth: dict, faces: int = 40) ->
 
     from dfjax import media
     from dfjax.data.faceset import FaceSet
-    from dfjax.faces.align import alignment_matrix, warp_face
+    from dfjax.faces.align import alignment_matrix, resize_points, warp_face
     from dfjax.faces.retarget import controls_from_meta
     from dfjax.state import load_trained
     from dfjax.swap import SwapOptions, Swapper, faceset_path
@@ -210,7 +211,7 @@ def gaze_response(model_dir: Path, video: Path, truth: dict, faces: int = 40) ->
     meta = [target.meta[i] for i in picks]
     truth_b = controls_from_meta(meta)
     small = [cv2.resize(target.faces[i], (res, res), interpolation=cv2.INTER_AREA) for i in picks]
-    estimates = np.array([_estimate_upscaled(f, (lm + 0.5) * res / target.size - 0.5) for f, lm in zip(small, truth_b.landmarks)])
+    estimates = np.array([_estimate_upscaled(f, resize_points(lm, res / target.size)) for f, lm in zip(small, truth_b.landmarks)])
     seen = np.isfinite(truth_b.gaze).all(axis=1)
     out["calibration"] = {name: _slope(truth_b.gaze[seen, axis], estimates[seen, axis])
                           for axis, name in ((1, "yaw"), (0, "pitch"))}

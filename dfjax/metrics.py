@@ -28,7 +28,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from dfjax import media
 from dfjax.data.faceset import FaceSet
 from dfjax.errors import UserError
-from dfjax.faces.align import transform_points
+from dfjax.faces.align import resize_points, transform_points
 from dfjax.faces.detect import FaceDetector
 from dfjax.faces.gaze import estimate_gaze
 from dfjax.faces.identity import SAME_PERSON_DISTANCE, FaceEncoder
@@ -297,7 +297,7 @@ def describe_crops(images: np.ndarray, landmarks: np.ndarray, size: int = 256) -
     for image, points in zip(images, np.asarray(landmarks, np.float64)):
         resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
         padded = cv2.copyMakeBorder(np.ascontiguousarray(resized), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        box = box_from_landmarks(((points + 0.5) * scale - 0.5 + pad).astype(np.float32))
+        box = box_from_landmarks((resize_points(points, scale) + pad).astype(np.float32))
         found = predictor(padded, box).astype(np.float64)
         pose = estimate_pose(found, padded.shape[1], padded.shape[0])
         gaze = estimate_gaze(padded, found)

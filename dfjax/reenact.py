@@ -49,12 +49,11 @@ from dfjax.checkpoint import Checkpointer
 from dfjax.config import apply_overrides, load_config, load_saved_config
 from dfjax.data.faceset import dumps
 from dfjax.errors import UserError
-from dfjax.faces.align import transform_points
+from dfjax.faces.align import resize_matrix, transform_points
 from dfjax.faces.masks import landmark_mask
 from dfjax.faces.retarget import Controls, Reference, controls_from_meta, reference_of, retarget
 from dfjax.models.conditioning import stack_window, window_indices
-from dfjax.reenact_train import (_parts, init_state, load_target, render_all, resize_matrix,
-                                 train_and_evaluate)
+from dfjax.reenact_train import _parts, init_state, load_target, render_all, train_and_evaluate
 from dfjax.state import TrainedModel
 from dfjax.swap import provenance
 

@@ -34,6 +34,7 @@ from dfjax.data.augment import sample_indices
 from dfjax.data.faceset import FaceSet
 from dfjax.data.training_set import synthetic_facesets
 from dfjax.errors import UserError
+from dfjax.faces.align import resize_points
 from dfjax.faces.retarget import Controls, Reference, controls_from_meta, reference_of
 from dfjax.models.conditioning import C_MAPS, render_maps, stack_window, window_indices
 from dfjax.models.discriminator import PatchDiscriminator
@@ -78,18 +79,6 @@ def load_target(path: str | Path, res: int, window: int, holdout: float = 0.0) -
                              np.array([sources[m.get("source", "")] for m in faceset.meta]), window)
     reference = reference_of(controls.landmarks[:n_train], controls.pose[:n_train])
     return Target(str(path), faces, controls, windows, n_train, reference, faceset)
-
-
-def resize_points(points: np.ndarray, scale: float) -> np.ndarray:
-    """Crop pixel coordinates after cv2.resize by `scale` (pixel centres: p -> (p + 0.5) * scale - 0.5)."""
-    return (np.asarray(points, np.float64) + 0.5) * scale - 0.5
-
-
-def resize_matrix(matrix: np.ndarray, scale: float) -> np.ndarray:
-    """A frame->crop matrix for the crop resized by `scale` (as `resize_points`)."""
-    out = np.asarray(matrix, np.float64) * scale
-    out[:, 2] += 0.5 * scale - 0.5
-    return out
 
 
 def render_all(controls: Controls, res: int) -> np.ndarray:

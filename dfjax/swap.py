@@ -36,7 +36,7 @@ from dfjax.extract import (ExtractOptions, collect_inputs, describe_face, face_f
 from dfjax.faces.detect import DETECTORS
 from dfjax.faces.identity import FaceEncoder
 from dfjax.faces.landmarks import LandmarkPredictor
-from dfjax.faces.align import alignment_matrix, transform_points, warp_face
+from dfjax.faces.align import alignment_matrix, resize_points, transform_points, warp_face
 from dfjax.faces.gaze import estimate_gaze
 from dfjax.faces.pose import estimate_pose
 from dfjax.faces.retarget import Reference, controls_from_meta, reference_of, retarget
@@ -95,8 +95,7 @@ def identity_reference(model: TrainedModel, side: str) -> Reference:
                         "training face sets; put the face set back or swap with a model without the branch.")
     faces = FaceSet(path)
     controls = controls_from_meta(faces.meta)
-    scale = model.resolution / faces.size  # pixel centres: (p + 0.5) * scale - 0.5, as in training
-    return reference_of((controls.landmarks + 0.5) * scale - 0.5, controls.pose)
+    return reference_of(resize_points(controls.landmarks, model.resolution / faces.size), controls.pose)
 
 
 class DriverControls:

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dfjax.faces.align import alignment_matrix, transform_points
+from dfjax.faces.align import alignment_matrix, resize_points, transform_points
 from dfjax.faces.masks import landmark_mask
 from dfjax.faces.retarget import Reference, reference_of, retarget
 from dfjax.models.conditioning import C_MAPS, CHANNELS, TRIANGLES, render_maps, stack_window, window_indices
@@ -65,22 +65,22 @@ def _weighted_centroid(channel: np.ndarray) -> np.ndarray:
     return np.array([(channel * xs).sum(), (channel * ys).sum()]) / channel.sum()
 
 
-def test_pupils_follow_gaze_below_a_pixel_at_64px(crop_landmarks):
+def test_pupils_follow_gaze_below_a_pixel_at_64px(render, crop_landmarks):
     """At 64 px the iris is about three pixels across and 2.5 degrees of gaze move it by a tenth of a
     pixel: the anti-aliased pupils still move steadily, where binary discs jumped back and forth."""
-    small = jax.jit(render_maps, static_argnums=4)
-    landmarks = crop_landmarks * 64 / SIZE
+    landmarks = resize_points(crop_landmarks, 64 / SIZE)
     steps = np.arange(-20.0, 20.1, 2.5)
     zeros = np.zeros_like(steps)
     for axis, gaze in ((0, np.stack([zeros, steps], 1)), (1, np.stack([steps, zeros], 1))):
-        maps = np.asarray(small(np.repeat(landmarks[None], len(steps), 0), np.zeros((len(steps), 3)),
-                                gaze.astype(np.float32), np.ones((len(steps), 2), np.float32), 64))
+        maps = np.asarray(render(np.repeat(landmarks[None], len(steps), 0), np.zeros((len(steps), 3)),
+                                 gaze.astype(np.float32), np.ones((len(steps), 2), np.float32), 64))
         assert ((0 < maps[..., PUPILS]) & (maps[..., PUPILS] < 1)).any()  # partial pixels: anti-aliased
         moved = np.array([_weighted_centroid(m[..., PUPILS])[axis] for m in maps])
         if axis == 1:
             moved = -moved  # looking up moves the pupils up the image
         assert (np.diff(moved) > 0).all(), moved  # every 2.5 degree step moves them the right way
         assert moved[-1] - moved[0] > 1.0
+
 
 def test_window_repeats_the_first_frame_at_a_start():
     seq = jnp.arange(2 * 2 * 4 * 4 * 3, dtype=jnp.float32).reshape(2, 2, 4, 4, 3)

@@ -120,6 +120,18 @@ def warp_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
                           borderMode=cv2.BORDER_REFLECT101)
 
 
+def resize_points(points: np.ndarray, scale: float) -> np.ndarray:
+    """Crop pixel coordinates after cv2.resize by `scale` (pixel centres: p -> (p + 0.5) * scale - 0.5)."""
+    return (np.asarray(points, np.float64) + 0.5) * scale - 0.5
+
+
+def resize_matrix(matrix: np.ndarray, scale: float) -> np.ndarray:
+    """A frame->crop matrix for the crop resized by `scale` (as `resize_points`)."""
+    out = np.asarray(matrix, np.float64) * scale
+    out[:, 2] += 0.5 * scale - 0.5
+    return out
+
+
 def invert(matrix: np.ndarray) -> np.ndarray:
     """The crop->frame matrix of a frame->crop matrix (and vice versa)."""
     return cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))
