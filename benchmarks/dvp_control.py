@@ -10,6 +10,9 @@ Results (benchmarks/results/, all on 2 CPU cores):
   (face sets extracted here at 128 px), 19 min; with no ground truth, the swaps' estimates are
   compared with the same estimates on the driving video (gaze: dlib landmarks, frames where a pupil
   is found in the driver); its eye grid was drawn afterwards from the run's videos by `eye_grid`;
+- dvp_control-swaponly-pose-2026-11-23.jsonl: `--workdir` of the first run with `--swap-only`: the same
+  two models, the branch-on one also swapping with `--pose absolute` (1 min 22 s); and
+  dvp_control-real-swaponly-pose-2026-11-23.jsonl, the same for the real run (3 min 45 s);
 - earlier and shorter, with binary (not yet anti-aliased) eye maps: dvp_control-2026-11-23.jsonl
   (300 steps), dvp_control-600steps-2026-11-23.jsonl and dvp_control-real-2026-11-23.jsonl (600 steps);
   the 2,000-step file of commit c2ba47f also had binary eye maps.
@@ -218,23 +221,39 @@ def gaze_response(model_dir: Path, video: Path, truth: dict, faces: int = 40) ->
     return out
 
 
-def train_and_swap(name: str, window: int, sets: tuple[Path, Path], steps: int, batch: int, root: Path,
-                   video: Path, config_spec: str = "configs/swap_dvp.py:tiny") -> tuple[Path, dict]:
-    from dfjax.config import apply_overrides, load_config
+def swap_timed(video: Path, out: Path, model_dir: Path, alignments: Path, pose: str = "relative") -> float:
+    """Swap `video` losslessly with the model in `model_dir` (faces from `alignments`); seconds taken."""
     from dfjax.swap import SwapOptions, swap
+
+    started = time.perf_counter()
+    swap(video, out, model_dir, SwapOptions(lossless=True, workers=1, pose=pose), alignments=alignments)
+    return round(time.perf_counter() - started, 1)
+
+
+def train_and_swap(name: str, window: int, sets: tuple[Path, Path], steps: int, batch: int, root: Path,
+                   video: Path, config_spec: str = "configs/swap_dvp.py:tiny",
+                   swap_only: bool = False) -> list[tuple[str, Path, dict]]:
+    """Train model `name` (unless `swap_only`: it is already in root/name) and swap `video` with it;
+    a conditioned model swaps twice, with pose relative and absolute. (case, output, info) per swap."""
+    from dfjax.config import apply_overrides, load_config
     from dfjax.train import train_and_evaluate
 
-    config = apply_overrides(load_config(config_spec), [
-        f"data.a='{sets[0]}'", f"data.b='{sets[1]}'", f"model.cond_window={window}", f"train.steps={steps}",
-        f"train.batch_per_side={batch}", "log.preview_every=100000", f"log.checkpoint_every={steps}"])
-    started = time.perf_counter()
-    summary = train_and_evaluate(config, root / name)
-    train_s = time.perf_counter() - started
+    info: dict = {}
+    if not swap_only:
+        config = apply_overrides(load_config(config_spec), [
+            f"data.a='{sets[0]}'", f"data.b='{sets[1]}'", f"model.cond_window={window}", f"train.steps={steps}",
+            f"train.batch_per_side={batch}", "log.preview_every=100000", f"log.checkpoint_every={steps}"])
+        started = time.perf_counter()
+        summary = train_and_evaluate(config, root / name)
+        train_s = time.perf_counter() - started
+        info = {"loss": summary["loss"], "train_s": round(train_s, 1), "step_ms": round(1000 * train_s / steps, 1)}
     out = root / f"{name}.mp4"
-    started = time.perf_counter()
-    swap(video, out, root / name, SwapOptions(lossless=True, workers=1), alignments=sets[0])
-    return out, {"loss": summary["loss"], "train_s": round(train_s, 1), "step_ms": round(1000 * train_s / steps, 1),
-                 "swap_s": round(time.perf_counter() - started, 1)}
+    cases = [(name, out, {**info, "swap_s": swap_timed(video, out, root / name, sets[0])})]
+    if window:
+        absolute = root / f"{name}_pose_absolute.mp4"
+        cases.append((f"{name}, pose absolute", absolute,
+                      {"swap_s": swap_timed(video, absolute, root / name, sets[0], "absolute")}))
+    return cases
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(scored against the same estimates on VIDEO: no ground truth)")
     parser.add_argument("--workdir", default=None, help="keep the data, models and swaps here")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--swap-only", action="store_true",
+                        help="reuse the models trained in --workdir by an earlier run: swap and score only")
     parser.add_argument("--grid", default=None, help="also write a PNG of the eyes in the driver, the exact swap (synthetic data) and both swaps")
     args = parser.parse_args(argv)
 
@@ -290,15 +311,16 @@ def main(argv: list[str] | None = None) -> int:
           "vs_truth": errors(driver, truth["pose"], truth["gaze"], open_eyes)})
 
     for name, window in (("branch_on", args.window), ("branch_off", 0)):
-        video, info = train_and_swap(name, window, sets, args.steps, args.batch, root, synth / "videos" / "a.mp4")
-        est = estimates(video, lm, lm)
-        record = {"benchmark": "dvp_control", "case": name, "cond_window": window, **info,
-                  "vs_truth": errors(est, truth["pose"], truth["gaze"], open_eyes)}
-        record["vs_driver"] = against_driver(est, driver, open_eyes)
-        record["psnr_vs_exact_swap"] = psnr(video, synth / "videos" / "a_as_b_truth.mp4")
-        if window:
-            record["gaze_response"] = gaze_response(root / name, synth / "videos" / "a.mp4", driver_truth)
-        emit(record)
+        for case, video, info in train_and_swap(name, window, sets, args.steps, args.batch, root,
+                                                synth / "videos" / "a.mp4", swap_only=args.swap_only):
+            est = estimates(video, lm, lm)
+            record = {"benchmark": "dvp_control", "case": case, "cond_window": window, **info,
+                      "vs_truth": errors(est, truth["pose"], truth["gaze"], open_eyes)}
+            record["vs_driver"] = against_driver(est, driver, open_eyes)
+            record["psnr_vs_exact_swap"] = psnr(video, synth / "videos" / "a_as_b_truth.mp4")
+            if case == name and window:
+                record["gaze_response"] = gaze_response(root / name, synth / "videos" / "a.mp4", driver_truth)
+            emit(record)
     if args.grid:  # the eyes of the driver, the exact swap and both swaps, cut around the exact swap's eyes
         eye_grid({"driver a": synth / "videos" / "a.mp4", "exact swap": synth / "videos" / "a_as_b_truth.mp4",
                   "branch on": root / "branch_on.mp4", "branch off": root / "branch_off.mp4"},
@@ -383,10 +405,11 @@ def real_case(args, root: Path, emit) -> None:
           "driver_gaze_mean_abs_deviation": {n: round(float(np.abs(g - g.mean()).mean()), 2) for n, g in
                                              zip(("pitch", "yaw"), driver["gaze_dlib"][seen].T)}})
     for name, window in (("branch_on", args.window), ("branch_off", 0)):
-        out, info = train_and_swap(name, window, (set_a, set_b), args.steps, args.batch, root, video)
-        est = estimates(out, lm, None)
-        emit({"benchmark": "dvp_control", "case": name, "data": "real", "cond_window": window, **info,
-              "vs_driver": against_driver(est, driver, seen)})
+        for case, out, info in train_and_swap(name, window, (set_a, set_b), args.steps, args.batch, root, video,
+                                              swap_only=args.swap_only):
+            est = estimates(out, lm, None)
+            emit({"benchmark": "dvp_control", "case": case, "data": "real", "cond_window": window, **info,
+                  "vs_driver": against_driver(est, driver, seen)})
     if args.grid:  # the eyes of the driver and both swaps, cut around the driver's eyes
         eye_grid({"driver": video, "branch on": root / "branch_on.mp4", "branch off": root / "branch_off.mp4"},
                  lm, driver["gaze_dlib"], gaze_extremes(driver["gaze_dlib"], seen), args.grid)

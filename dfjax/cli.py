@@ -163,6 +163,9 @@ def swap(
     alignments: Optional[Path] = typer.Option(None, help="Reuse `dfjax extract`'s faces: its face set or alignments file."),
     every_n: int = typer.Option(10, "--every-n", help="Full face detection every N frames; track between."),
     detector: str = typer.Option("hog", help="Face detector for live detection: hog, cnn or hog,cnn."),
+    pose: str = typer.Option("relative", help="Conditioned models: head pose relative to each identity's median "
+                                              "(relative) or the source's own, with each identity's pose-fitted "
+                                              "landmark layout (absolute)."),
     workers: int = typer.Option(0, help="Face-finding worker processes (0: every core)."),
     quiet: bool = QUIET,
 ) -> None:
@@ -172,7 +175,7 @@ def swap(
 
     options = SwapOptions(direction=direction, mask=mask, erode=erode, feather=feather, color=color, blend=blend,
                           crf=crf, lossless=lossless, watermark=watermark, every_n=every_n, detector=detector,
-                          workers=workers)
+                          pose=pose, workers=workers)
     with progress_bar("frames", quiet) as progress:
         summary = run_swap(input, output, model, options, identity=identity, alignments=alignments,
                            progress=progress)

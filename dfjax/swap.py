@@ -39,11 +39,13 @@ from dfjax.faces.landmarks import LandmarkPredictor
 from dfjax.faces.align import alignment_matrix, resize_points, transform_points, warp_face
 from dfjax.faces.gaze import estimate_gaze
 from dfjax.faces.pose import estimate_pose
-from dfjax.faces.retarget import Reference, controls_from_meta, reference_of, retarget
+from dfjax.faces.retarget import (PoseLayout, Reference, controls_from_meta, pose_layout_of, reference_of, retarget,
+                                  retarget_absolute)
 from dfjax.models.conditioning import C_MAPS
 from dfjax.state import TrainedModel, load_trained
 
 DIRECTIONS = {"a2b": "b", "b2a": "a"}
+POSE_MODES = ("relative", "absolute")
 BATCH_SIZES = (1, 8, 32)  # inference shapes: a batch is padded up to one of these, so nothing recompiles
 
 
@@ -60,6 +62,7 @@ class SwapOptions:
     watermark: bool = False
     every_n: int = 10
     detector: str = "hog"       # hog | cnn | hog,cnn (the CNN where HOG finds nothing)
+    pose: str = "relative"      # conditioned models: relative (to each identity's median) | absolute
     workers: int = 0
 
 
@@ -86,16 +89,18 @@ def crop_settings(model: TrainedModel) -> tuple[str, float]:
     return "face", 1.0
 
 
-def identity_reference(model: TrainedModel, side: str) -> Reference:
-    """Neutral landmarks (in the model's crop pixels) and reference pose of identity `side`, from
-    the face set the model trained on."""
+def identity_reference(model: TrainedModel, side: str, pose: str = "relative") -> Reference | PoseLayout:
+    """Identity `side`'s geometry, from the face set the model trained on, in the model's crop pixels:
+    its neutral landmarks and reference pose (pose "relative"), or its landmark layout as a function
+    of head pose (pose "absolute"; dfjax.faces.retarget)."""
     path = faceset_path(model, side)
     if not (path / "faceset.json").exists():
         raise UserError(f"{path} is missing: a conditioned model retargets each face onto its identities' "
                         "training face sets; put the face set back or swap with a model without the branch.")
     faces = FaceSet(path)
     controls = controls_from_meta(faces.meta)
-    return reference_of(resize_points(controls.landmarks, model.resolution / faces.size), controls.pose)
+    landmarks = resize_points(controls.landmarks, model.resolution / faces.size)
+    return (pose_layout_of if pose == "absolute" else reference_of)(landmarks, controls.pose)
 
 
 class DriverControls:
@@ -106,10 +111,11 @@ class DriverControls:
     whose earliest face is then repeated, as in training (dfjax.data.controls).
     """
 
-    def __init__(self, model: TrainedModel, target: str):
+    def __init__(self, model: TrainedModel, target: str, pose: str = "relative"):
         self.window = model.generator.cond_channels // C_MAPS
         source = "a" if target == "b" else "b"
-        self.source_ref, self.target_ref = identity_reference(model, source), identity_reference(model, target)
+        self.source_ref, self.target_ref = (identity_reference(model, side, pose) for side in (source, target))
+        self._retarget = retarget_absolute if pose == "absolute" else retarget
         self._history: list[dict] = []
         self._last: int | None = None
 
@@ -125,7 +131,7 @@ class DriverControls:
             gaze = estimate_gaze(frame, landmarks)
             record.update(gaze=gaze.as_dict(), ear=list(gaze.ear))
         c = controls_from_meta([record])
-        moved = retarget(c.landmarks, c.pose, c.gaze, c.eyes_open, self.source_ref, self.target_ref)
+        moved = self._retarget(c.landmarks, c.pose, c.gaze, c.eyes_open, self.source_ref, self.target_ref)
         return {key: np.asarray(value[0], np.float32) for key, value in moved._asdict().items()}
 
     def frame(self, index: int, frame: np.ndarray, metas: list[dict]) -> list[dict[str, np.ndarray]]:
@@ -153,14 +159,15 @@ class Swapper:
             raise UserError(f"--direction {options.direction!r} is unknown; use a2b or b2a.")
         for value, allowed, name in ((options.mask, convert.MASK_SOURCES, "--mask"),
                                      (options.color, convert.COLOR_MODES, "--color"),
-                                     (options.detector, DETECTORS, "--detector")):
+                                     (options.detector, DETECTORS, "--detector"),
+                                     (options.pose, POSE_MODES, "--pose")):
             if value not in allowed:
                 raise UserError(f"{name} {value!r} is unknown; choose one of {', '.join(allowed)}.")
         self.model, self.options = model, options
         target = DIRECTIONS[options.direction]
         generator = model.generator
 
-        self.driver = DriverControls(model, target) if generator.cond_channels else None
+        self.driver = DriverControls(model, target, options.pose) if generator.cond_channels else None
 
         @jax.jit
         def infer(params, faces, controls=None):

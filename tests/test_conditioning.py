@@ -9,7 +9,7 @@ import pytest
 
 from dfjax.faces.align import alignment_matrix, resize_points, transform_points
 from dfjax.faces.masks import landmark_mask
-from dfjax.faces.retarget import Reference, reference_of, retarget
+from dfjax.faces.retarget import Reference, pose_layout_of, reference_of, retarget, retarget_absolute
 from dfjax.models.conditioning import C_MAPS, CHANNELS, TRIANGLES, render_maps, stack_window, window_indices
 
 SIZE = 128
@@ -108,3 +108,30 @@ def test_retarget_with_identical_references_is_the_identity(crop_landmarks):
     moved = retarget(ref.neutral[None], ref.pose[None], gaze[:1], eyes_open[:1], ref, big)
     np.testing.assert_allclose(moved.landmarks[0], big.neutral)
     np.testing.assert_allclose(moved.pose[0], big.pose)
+
+
+def test_absolute_retarget_puts_the_target_layout_at_the_source_pose(crop_landmarks):
+    """Two identities whose landmarks move linearly with head pose, the target's differently from the
+    source's: the swap-side retarget draws the target's own layout at the source's pose (plus the
+    source's expression), where the median-based one misplaces it when their footage's poses differ."""
+    rng = np.random.default_rng(1)
+    slopes = {k: rng.normal(0, 0.3, (3, 68, 2)) for k in "st"}  # px per degree of yaw, pitch, roll
+    base = {"s": crop_landmarks, "t": crop_landmarks * 1.1 + 3.0}
+
+    def frames(k, poses):
+        return base[k] + np.einsum("nk,kpc->npc", poses, slopes[k])
+
+    poses_s, poses_t = rng.uniform(-20, 20, (40, 3)) + [10, 0, 0], rng.uniform(-20, 20, (40, 3)) + [-5, 6, 0]
+    source, target = pose_layout_of(frames("s", poses_s), poses_s), pose_layout_of(frames("t", poses_t), poses_t)
+    np.testing.assert_allclose(target.at(poses_t[:3]), frames("t", poses_t[:3]), atol=1e-6)
+    smile = np.zeros((68, 2))
+    smile[48:68, 1] = 2.0  # an expression: the mouth moves down
+    driver_pose = np.array([[15.0, -4.0, 2.0]])
+    moved = retarget_absolute(frames("s", driver_pose) + smile, driver_pose, np.zeros((1, 2)), np.ones((1, 2)),
+                              source, target)
+    want = frames("t", driver_pose) + smile * target.iod / source.iod
+    np.testing.assert_allclose(moved.landmarks, want, atol=1e-6)
+    np.testing.assert_allclose(moved.pose, driver_pose)
+    relative = retarget(frames("s", driver_pose) + smile, driver_pose, np.zeros((1, 2)), np.ones((1, 2)),
+                        reference_of(frames("s", poses_s), poses_s), reference_of(frames("t", poses_t), poses_t))
+    assert np.abs(relative.landmarks - want).mean() > 10 * np.abs(moved.landmarks - want).mean() + 0.5

@@ -120,6 +120,7 @@ def test_bad_input_is_refused_without_partial_output(tmp_path, synth_dir, model_
     assert "no checkpoint" in _refused([source, "-o", out, "--model", empty], [out])
     assert "direction" in _refused([source, "-o", out, "--model", model_dir, "--direction", "x2y"], [out])
     assert "--detector 'mtcnn'" in _refused([source, "-o", out, "--model", model_dir, "--detector", "mtcnn"], [out])
+    assert "--pose 'sideways'" in _refused([source, "-o", out, "--model", model_dir, "--pose", "sideways"], [out])
     notes = tmp_path / "notes.mp4"
     notes.write_text("not a video")
     assert "notes.mp4" in _refused([notes, "-o", out, "--model", model_dir], [out])
