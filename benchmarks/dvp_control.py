@@ -88,19 +88,26 @@ def estimates(video: Path, boxes_from: np.ndarray, gaze_landmarks: np.ndarray) -
     return {"pose": np.array(pose), "gaze_dlib": np.array(gaze_dlib), "gaze_truth_lm": np.array(gaze_truth)}
 
 
-def errors(est: dict, pose: np.ndarray, gaze: np.ndarray, open_eyes: np.ndarray) -> dict:
-    """Mean absolute errors (degrees) of estimates against reference pose (N, 3) and gaze (N, 2)."""
+GAZE_METHODS = ("gaze_truth_lm", "gaze_dlib")
+
+
+def compare(est: dict, pose: np.ndarray, gaze: dict[str, np.ndarray], rows: np.ndarray) -> dict:
+    """Mean absolute errors and `tracking` (degrees) of estimates against a reference: pose (N, 3), and
+    gaze (N, 2) by estimation method (the truth for every method, or the driver's own estimates);
+    pose over the frames where both are known, gaze over those of `rows` (open eyes)."""
     r = lambda v: round(float(v), 2)  # noqa: E731
-    out = {f"pose_{n}_mae": r(np.mean(np.abs(est["pose"][:, i] - pose[:, i]))) for i, n in enumerate(ANGLES)}
-    out.update({f"pose_{n}_tracking": tracking(est["pose"][:, i], pose[:, i]) for i, n in enumerate(ANGLES)})
-    for method in ("gaze_truth_lm", "gaze_dlib"):
-        diff = np.abs(est[method] - gaze)[open_eyes]
-        seen = ~np.isnan(diff).any(axis=1)
-        out[f"{method}_pitch_mae"] = r(diff[seen, 0].mean()) if seen.any() else None
-        out[f"{method}_yaw_mae"] = r(diff[seen, 1].mean()) if seen.any() else None
+    both = np.isfinite(est["pose"]).all(axis=1) & np.isfinite(pose).all(axis=1)
+    out = {f"pose_{n}_mae": r(np.mean(np.abs(est["pose"][both, i] - pose[both, i]))) for i, n in enumerate(ANGLES)}
+    out.update({f"pose_{n}_tracking": tracking(est["pose"][both, i], pose[both, i]) for i, n in enumerate(ANGLES)})
+    for method in GAZE_METHODS:
+        got, want = est[method][rows], gaze[method][rows]
+        seen = np.isfinite(got).all(axis=1) & np.isfinite(want).all(axis=1)
+        diff = np.abs(got - want)[seen]
+        out[f"{method}_pitch_mae"] = r(diff[:, 0].mean()) if seen.any() else None
+        out[f"{method}_yaw_mae"] = r(diff[:, 1].mean()) if seen.any() else None
         out[f"{method}_frames"] = int(seen.sum())
         for i, n in enumerate(("pitch", "yaw")):
-            out[f"{method}_{n}_tracking"] = tracking(est[method][open_eyes][seen, i], gaze[open_eyes][seen, i])
+            out[f"{method}_{n}_tracking"] = tracking(got[seen, i], want[seen, i])
     return out
 
 
@@ -115,23 +122,6 @@ def tracking(estimated: np.ndarray, truth: np.ndarray) -> dict | None:
     error = estimated - truth
     return {"bias": r(error.mean()), "mae": r(np.abs(error - error.mean()).mean()),
             "corr": r(np.corrcoef(estimated, truth)[0, 1]), "slope": r(np.polyfit(truth, estimated, 1)[0])}
-
-
-def against_driver(est: dict, driver: dict, open_eyes: np.ndarray) -> dict:
-    """Mean absolute differences (degrees) from the same estimates on the driving video."""
-    r = lambda v: round(float(v), 2)  # noqa: E731
-    out = {f"pose_{n}_mae": r(np.nanmean(np.abs(est["pose"][:, i] - driver["pose"][:, i]))) for i, n in enumerate(ANGLES)}
-    both = np.isfinite(est["pose"]).all(axis=1) & np.isfinite(driver["pose"]).all(axis=1)
-    out.update({f"pose_{n}_tracking": tracking(est["pose"][both, i], driver["pose"][both, i]) for i, n in enumerate(ANGLES)})
-    for method in ("gaze_truth_lm", "gaze_dlib"):
-        diff = np.abs(est[method] - driver[method])[open_eyes]
-        seen = ~np.isnan(diff).any(axis=1)
-        out[f"{method}_pitch_mae"] = r(diff[seen, 0].mean()) if seen.any() else None
-        out[f"{method}_yaw_mae"] = r(diff[seen, 1].mean()) if seen.any() else None
-        out[f"{method}_frames"] = int(seen.sum())
-        for i, n in enumerate(("pitch", "yaw")):
-            out[f"{method}_{n}_tracking"] = tracking(est[method][open_eyes][seen, i], driver[method][open_eyes][seen, i])
-    return out
 
 
 GAZE_SWEEP = (-20.0, -10.0, 0.0, 10.0, 20.0)
@@ -302,21 +292,22 @@ def main(argv: list[str] | None = None) -> int:
           "truth_pose_abs_mean": {n: round(float(np.abs(truth["pose"][:, i]).mean()), 2) for i, n in enumerate(ANGLES)}})
 
     lm = truth["landmarks"].astype(np.float64)
+    vs_truth = {method: truth["gaze"] for method in GAZE_METHODS}  # every gaze estimate is scored against the truth
     floor = estimates(synth / "videos" / "a_as_b_truth.mp4", lm, lm)
     driver = estimates(synth / "videos" / "a.mp4", driver_truth["landmarks"], driver_truth["landmarks"].astype(np.float64))
     emit({"benchmark": "dvp_control", "case": "floor: the exact swap a_as_b_truth.mp4",
-          "vs_truth": errors(floor, truth["pose"], truth["gaze"], open_eyes),
-          "vs_driver": against_driver(floor, driver, open_eyes)})
+          "vs_truth": compare(floor, truth["pose"], vs_truth, open_eyes),
+          "vs_driver": compare(floor, driver["pose"], driver, open_eyes)})
     emit({"benchmark": "dvp_control", "case": "driver: a.mp4 itself",
-          "vs_truth": errors(driver, truth["pose"], truth["gaze"], open_eyes)})
+          "vs_truth": compare(driver, truth["pose"], vs_truth, open_eyes)})
 
     for name, window in (("branch_on", args.window), ("branch_off", 0)):
         for case, video, info in train_and_swap(name, window, sets, args.steps, args.batch, root,
                                                 synth / "videos" / "a.mp4", swap_only=args.swap_only):
             est = estimates(video, lm, lm)
             record = {"benchmark": "dvp_control", "case": case, "cond_window": window, **info,
-                      "vs_truth": errors(est, truth["pose"], truth["gaze"], open_eyes)}
-            record["vs_driver"] = against_driver(est, driver, open_eyes)
+                      "vs_truth": compare(est, truth["pose"], vs_truth, open_eyes)}
+            record["vs_driver"] = compare(est, driver["pose"], driver, open_eyes)
             record["psnr_vs_exact_swap"] = psnr(video, synth / "videos" / "a_as_b_truth.mp4")
             if case == name and window:
                 record["gaze_response"] = gaze_response(root / name, synth / "videos" / "a.mp4", driver_truth)
@@ -409,7 +400,7 @@ def real_case(args, root: Path, emit) -> None:
                                               swap_only=args.swap_only):
             est = estimates(out, lm, None)
             emit({"benchmark": "dvp_control", "case": case, "data": "real", "cond_window": window, **info,
-                  "vs_driver": against_driver(est, driver, seen)})
+                  "vs_driver": compare(est, driver["pose"], driver, seen)})
     if args.grid:  # the eyes of the driver and both swaps, cut around the driver's eyes
         eye_grid({"driver": video, "branch on": root / "branch_on.mp4", "branch off": root / "branch_off.mp4"},
                  lm, driver["gaze_dlib"], gaze_extremes(driver["gaze_dlib"], seen), args.grid)

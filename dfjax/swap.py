@@ -45,7 +45,9 @@ from dfjax.models.conditioning import C_MAPS
 from dfjax.state import TrainedModel, load_trained
 
 DIRECTIONS = {"a2b": "b", "b2a": "a"}
-POSE_MODES = ("relative", "absolute")
+# --pose of a conditioned swap: how one identity's geometry is fitted, and how the source's controls
+# are moved onto the target with it (dfjax.faces.retarget)
+RETARGETING = {"relative": (reference_of, retarget), "absolute": (pose_layout_of, retarget_absolute)}
 BATCH_SIZES = (1, 8, 32)  # inference shapes: a batch is padded up to one of these, so nothing recompiles
 
 
@@ -89,10 +91,10 @@ def crop_settings(model: TrainedModel) -> tuple[str, float]:
     return "face", 1.0
 
 
-def identity_reference(model: TrainedModel, side: str, pose: str = "relative") -> Reference | PoseLayout:
+def identity_reference(model: TrainedModel, side: str, fit=reference_of) -> Reference | PoseLayout:
     """Identity `side`'s geometry, from the face set the model trained on, in the model's crop pixels:
-    its neutral landmarks and reference pose (pose "relative"), or its landmark layout as a function
-    of head pose (pose "absolute"; dfjax.faces.retarget)."""
+    `fit` of its landmarks and poses (reference_of: neutral landmarks and reference pose; pose_layout_of:
+    its landmark layout as a function of head pose)."""
     path = faceset_path(model, side)
     if not (path / "faceset.json").exists():
         raise UserError(f"{path} is missing: a conditioned model retargets each face onto its identities' "
@@ -100,7 +102,7 @@ def identity_reference(model: TrainedModel, side: str, pose: str = "relative") -
     faces = FaceSet(path)
     controls = controls_from_meta(faces.meta)
     landmarks = resize_points(controls.landmarks, model.resolution / faces.size)
-    return (pose_layout_of if pose == "absolute" else reference_of)(landmarks, controls.pose)
+    return fit(landmarks, controls.pose)
 
 
 class DriverControls:
@@ -114,8 +116,8 @@ class DriverControls:
     def __init__(self, model: TrainedModel, target: str, pose: str = "relative"):
         self.window = model.generator.cond_channels // C_MAPS
         source = "a" if target == "b" else "b"
-        self.source_ref, self.target_ref = (identity_reference(model, side, pose) for side in (source, target))
-        self._retarget = retarget_absolute if pose == "absolute" else retarget
+        fit, self._retarget = RETARGETING[pose]
+        self.source_ref, self.target_ref = (identity_reference(model, side, fit) for side in (source, target))
         self._history: list[dict] = []
         self._last: int | None = None
 
@@ -160,7 +162,7 @@ class Swapper:
         for value, allowed, name in ((options.mask, convert.MASK_SOURCES, "--mask"),
                                      (options.color, convert.COLOR_MODES, "--color"),
                                      (options.detector, DETECTORS, "--detector"),
-                                     (options.pose, POSE_MODES, "--pose")):
+                                     (options.pose, tuple(RETARGETING), "--pose")):
             if value not in allowed:
                 raise UserError(f"{name} {value!r} is unknown; choose one of {', '.join(allowed)}.")
         self.model, self.options = model, options
