@@ -36,7 +36,6 @@ from detect.cnn import CNNDetector, cnn_config  # noqa: E402
 from detect.registry import DETECTORS  # noqa: E402
 from dfjax import parallel  # noqa: E402
 
-ALL = ("spectral", "dct", "meso4", "mesoinception4", "xception")
 
 
 def random_crops(n: int, size: int, seed: int = 0) -> np.ndarray:
@@ -46,7 +45,7 @@ def random_crops(n: int, size: int, seed: int = 0) -> np.ndarray:
 def bench_features(name: str, args) -> dict:
     n = args.batch * args.steps
     crops, labels = random_crops(n, args.size), np.arange(n) % 2
-    detector = DETECTORS[name]()
+    detector = DETECTORS.get(name)()
     t0 = time.perf_counter()
     detector.fit(crops, labels)
     fit_s = time.perf_counter() - t0
@@ -95,7 +94,7 @@ def bench_cnn(name: str, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--detectors", default=",".join(ALL))
+    parser.add_argument("--detectors", default=",".join(DETECTORS.names()))
     parser.add_argument("--size", type=int, default=None, help="crop size (default 256; 64 with --tiny)")
     parser.add_argument("--batch", type=int, default=None, help="training batch (default 32; 8 with --tiny)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 20; 3 with --tiny)")
@@ -111,9 +110,9 @@ def main() -> None:
         if getattr(args, key) is None:
             setattr(args, key, value)
     names = [n.strip() for n in args.detectors.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ALL]
+    unknown = [n for n in names if n not in DETECTORS]
     if unknown:
-        parser.error(f"unknown detector {', '.join(unknown)}; choose from {', '.join(ALL)}")
+        parser.error(f"unknown detector {', '.join(unknown)}; choose from {', '.join(DETECTORS.names())}")
     mesh = parallel.make_mesh()
     if args.batch % mesh.size:
         parser.error(f"--batch {args.batch} does not divide over {mesh.size} devices")
@@ -122,9 +121,10 @@ def main() -> None:
           "backend": jax.default_backend(), "device": jax.devices()[0].device_kind, "devices": mesh.size,
           "python": platform.python_version(), "tiny": args.tiny})
     for name in names:
-        result = bench_features(name, args) if name in ("spectral", "dct") else bench_cnn(name, args)
+        cnn = issubclass(DETECTORS.get(name), CNNDetector)
+        result = bench_cnn(name, args) if cnn else bench_features(name, args)
         emit({"benchmark": "detect", "detector": name, "size": args.size, "batch": args.batch,
-              "dtype": args.dtype if name not in ("spectral", "dct") else "float64", **result,
+              "dtype": args.dtype if cnn else "float64", **result,
               "devices": mesh.size, "device": jax.devices()[0].device_kind, "steps_timed": args.steps})
     if args.out:
         emit.save(args.out)

@@ -243,7 +243,7 @@ def stage_costs(name: str, frames: list[np.ndarray], faces: list, decode_t: Time
     process, and the throughput ceiling they imply on this machine's cores (for the end-to-end line)."""
     import pickle
 
-    from dfjax.extract import STRETCH, WARMUP_FRAMES, ExtractOptions, describe_face
+    from dfjax.faces.pipeline import STRETCH, WARMUP_FRAMES, ExtractOptions, describe_face
 
     options = ExtractOptions()
     n = len(frames)
@@ -262,12 +262,13 @@ def stage_costs(name: str, frames: list[np.ndarray], faces: list, decode_t: Time
     return {"benchmark": "extract", "video": name, "case": "stage_cpu_ms_per_frame",
             **{k: round(v, 2) for k, v in ms.items()}, "total": round(total, 2),
             "ceiling_frames_per_s": round(1000 * cores / total, 1), "cores": cores,
-            "note": "describe = extract.describe_face (align, mask, pose, gaze, blur); decode is multi-threaded, "
-                    "so its CPU time can exceed its wall time"}
+            "note": "describe = dfjax.faces.pipeline.describe_face (align, mask, pose, gaze, blur); decode is "
+                    "multi-threaded, so its CPU time can exceed its wall time"}
 
 
 def bench_end_to_end(videos: list[Path], limit: int | None, report: Reporter) -> None:
-    from dfjax.extract import ExtractOptions, extract
+    from dfjax.extract import extract
+    from dfjax.faces.pipeline import ExtractOptions
 
     if limit is not None:
         log("end-to-end skipped: --frames limits the per-method runs only")

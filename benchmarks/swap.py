@@ -24,7 +24,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 from report import Reporter  # noqa: E402
 
 from dfjax import media  # noqa: E402
-from dfjax.extract import ExtractOptions, face_finders, video_faces  # noqa: E402
+from dfjax.faces.pipeline import ExtractOptions, face_finders, video_faces  # noqa: E402
 from dfjax.state import load_trained  # noqa: E402
 from dfjax.swap import SwapOptions, Swapper, crop_settings, swap  # noqa: E402
 

@@ -13,20 +13,19 @@ window-1 frames before it, and learns to reproduce the target's aligned face cro
 
 import ml_collections
 
+from dfjax.config import parse_arg
+
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
-    arg = (arg or "default").strip()
-    if arg not in ("default", "tiny"):
-        raise ValueError("expected 'default' (256 px) or 'tiny' (64 px, CPU)")
-    tiny = arg == "tiny"
+    tiny = parse_arg(arg, size=("default", "tiny")).size == "tiny"
 
     c = ml_collections.ConfigDict()
+    c.trainer = "reenact"  # dfjax.training.trainer.TRAINERS: which trainer `dfjax train` runs
     c.seed = 0
 
     c.model = ml_collections.ConfigDict()
-    c.model.kind = "reenact"  # `dfjax train` dispatches on this
     c.model.res = 64 if tiny else 256
-    c.model.window = 3  # causal window of conditioning frames (Deep Video Portraits used 11)
+    c.model.cond_window = 3  # causal window of conditioning frames (Deep Video Portraits used 11)
     c.model.features = 16 if tiny else 64
     c.model.depth = 4 if tiny else 7
     c.model.max_features = 128 if tiny else 512
@@ -41,7 +40,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
 
     c.train = ml_collections.ConfigDict()
     c.train.steps = 1500 if tiny else 50_000
-    c.train.batch = 8 if tiny else 16
+    c.train.batch_per_side = 8 if tiny else 16  # one identity: the whole batch
     c.train.optimizer = "adam"
     c.train.lr = 5e-4 if tiny else 2e-4
     c.train.b1 = 0.5

@@ -6,24 +6,25 @@ Run (the argument picks the network; add ",gan" for PatchGAN discriminators):
   dfjax train --config configs/swap.py:original --a fs/a --b fs/b --workdir runs/orig
   dfjax train --config configs/swap.py:sae128,gan --a fs/a --b fs/b --workdir runs/sae --set train.steps=20000
 
-Networks (layer for layer as in ../shared/BENCHMARKS.md): original (64 px, 94.5 M), sae128 (137.5 M),
+Networks (layer for layer as the reference networks benchmarks/train.py times): original (64 px, 94.5 M), sae128 (137.5 M),
 sae256 (287.0 M); tiny (64 px, 1.5 M, for CPU tests and the demo) and liae_tiny (DeepFaceLab's LIAE
 layout at tiny widths).
 """
 
 import ml_collections
 
+from dfjax.config import parse_arg
+
 ARCHS = ("tiny", "liae_tiny", "original", "sae128", "sae256")
 
 
 def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
-    parts = [p.strip() for p in (arg or "tiny").split(",") if p.strip()]
-    arch, flags = parts[0], set(parts[1:])
-    if arch not in ARCHS or not flags <= {"gan"}:
-        raise ValueError(f"expected one of {ARCHS}, optionally followed by ',gan'")
+    arg = parse_arg(arg, arch=ARCHS, gan=False)
+    arch = arg.arch
     tiny = arch in ("tiny", "liae_tiny")
 
     c = ml_collections.ConfigDict()
+    c.trainer = "swap"  # dfjax.training.trainer.TRAINERS: which trainer `dfjax train` runs
     c.seed = 0
 
     c.model = ml_collections.ConfigDict()
@@ -69,7 +70,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.loss.vgg16_weights = ""  # .npz or .h5 file with VGG16 weights, needed when perceptual > 0
 
     c.gan = ml_collections.ConfigDict()
-    c.gan.enabled = "gan" in flags
+    c.gan.enabled = arg.gan
     c.gan.objective = "hinge"  # hinge | lsgan
     c.gan.weight = 0.1
     c.gan.lr = c.train.lr

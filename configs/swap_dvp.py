@@ -1,4 +1,4 @@
-r"""The swap autoencoder with the deep-video-portrait conditioning branch (issue 6).
+r"""The swap autoencoder with the deep-video-portrait conditioning branch.
 
 Each decoder is modulated at four scales by maps of what the source frame's head, eyes and face
 region do (correspondence, head pose, gaze, mask; dfjax.models.conditioning), stacked over a causal
@@ -16,18 +16,15 @@ Arguments, comma-separated: tiny (tiny widths at 64 px, for CPU) or 128 (DFL-SAE
 
 import ml_collections
 
-from dfjax.config import load_config
+from dfjax.config import parse_arg
+from dfjax.configs import swap
 
 SIZES = {"tiny": "tiny", "128": "sae128"}
 
 
 def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
-    parts = [p.strip() for p in (arg or "tiny").split(",") if p.strip()]
-    size, flags = parts[0], set(parts[1:])
-    if size not in SIZES or not flags <= {"gan"}:
-        raise ValueError(f"expected one of {sorted(SIZES)}, optionally followed by ',gan'")
-    c = load_config(f"swap:{','.join([SIZES[size], *sorted(flags)])}")
-    del c["config_spec"]
+    arg = parse_arg(arg, size=tuple(SIZES), gan=False)
+    c = swap.get_config(f"{SIZES[arg.size]}{',gan' if arg.gan else ''}")
     c.model.cond_window = 3  # frames in the causal window of maps (Deep Video Portraits used 11); 0: branch off
     c.model.cond_width = 0  # base width of the map encoder (0: a quarter of the face encoder's first width)
     return c

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -38,9 +37,11 @@ import orbax.checkpoint as ocp
 from sklearn.metrics import roc_auc_score
 
 from detect.models import MODELS
+from detect.registry import Detector
 from detect.sbi import self_blend
 from dfjax import parallel
 from dfjax.errors import UserError
+from dfjax.io import read_json, write_json
 
 ARCHS = tuple(MODELS)
 
@@ -249,7 +250,7 @@ def _host_copy(tree):
     return jax.tree.map(lambda x: np.array(x, copy=True), jax.device_get(tree))
 
 
-class CNNDetector:
+class CNNDetector(Detector):
     """A Flax CNN detector behind the interface of detect/registry.py."""
 
     def __init__(self, config: ml_collections.ConfigDict | None = None, arch: str = "meso4"):
@@ -378,10 +379,8 @@ class CNNDetector:
             checkpointer.save(directory / "variables", self.variables, force=True)
         meta = {"detector": self.name, "kind": "cnn", "best_step": self.best_step,
                 "best_val_auc": self.best_val_auc, "history": self.history}
-        for name, data in (("config.json", self.config.to_dict()), ("detector.json", meta)):
-            tmp = directory / f".{name}.partial"
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-            os.replace(tmp, directory / name)
+        write_json(directory / "config.json", self.config.to_dict(), sort_keys=True)
+        write_json(directory / "detector.json", meta, sort_keys=True)
         return directory
 
     @classmethod
@@ -390,8 +389,16 @@ class CNNDetector:
         if not (directory / "config.json").is_file() or not (directory / "variables").is_dir():
             raise UserError(f"{directory} is not a saved CNN detector (no config.json and variables/); "
                             "pass the folder given to save().")
-        detector = cls(ml_collections.ConfigDict(json.loads((directory / "config.json").read_text())))
-        meta = json.loads((directory / "detector.json").read_text()) if (directory / "detector.json").is_file() else {}
+        try:
+            config = ml_collections.ConfigDict(read_json(directory / "config.json"))
+            arch = config.model.arch
+        except (ValueError, TypeError, AttributeError, KeyError):
+            config, arch = None, None
+        if arch not in ARCHS:
+            raise UserError(f"{directory / 'config.json'} is no CNN detector config of {', '.join(ARCHS)}; "
+                            "pass the folder given to save().")
+        detector = cls(config)
+        meta = read_json(directory / "detector.json") if (directory / "detector.json").is_file() else {}
         abstract = detector.programs().abstract
         target = {k: jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract[k]) for k in ("params", "batch_stats")}
         with ocp.StandardCheckpointer() as checkpointer:
@@ -399,14 +406,3 @@ class CNNDetector:
         detector.history = meta.get("history", [])
         detector.best_step, detector.best_val_auc = meta.get("best_step"), meta.get("best_val_auc")
         return detector
-
-
-def _factory(arch: str):
-    def make(config: ml_collections.ConfigDict | None = None) -> CNNDetector:
-        return CNNDetector(config if config is not None else cnn_config(arch))
-    make.__name__ = f"make_{arch}"
-    make.__doc__ = f"A {arch} CNNDetector from `config` (default: cnn_config({arch!r}))."
-    return make
-
-
-CNN_DETECTORS = {arch: _factory(arch) for arch in ARCHS}

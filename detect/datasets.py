@@ -4,19 +4,19 @@ Which videos, with which labels, methods and groups, is `detect.sources` (files,
 CSVs, dfjax swap outputs, FaceForensics++ and DFDC folders); its names are re-exported here. Crops
 follow DeepfakeBench: the largest dlib box, enlarged `scale` times around its centre to a square,
 zero-padded at the frame border, resized; the 68 landmarks come along in crop coordinates. A
-sampled frame without a face is recorded as missing, never silently dropped (DeepfakeBench issues
-#66, #107). Splits are by group, so one source never lands in two splits.
+sampled frame without a face is recorded as missing, where DeepfakeBench's preprocessing silently
+drops it. Splits are by group, so one source never lands in two splits.
 
-Which face detector finds the boxes is `face_detector`: "hog" (the default, DeepfakeBench's dlib HOG
-frontal detector, retried with upsampling), "cnn" (dlib's MMOD CNN, several times slower on CPU) or
-"hog,cnn" (HOG first, the CNN only on frames HOG missed). HOG misses dark, low-contrast faces (29 of
-40 frames of the demo's synthetic identity B) that the CNN finds; each choice has its own crop cache.
+Which face detector finds the boxes is `face_detector`, a spec of dfjax.faces.detect: "hog" (the
+default, DeepfakeBench's dlib HOG frontal detector, retried with upsampling), "cnn" (dlib's MMOD CNN,
+several times slower on CPU) or "hog,cnn" (HOG first, the CNN only on frames HOG missed). HOG misses
+dark, low-contrast faces (29 of 40 frames of the demo's synthetic identity B) that the CNN finds;
+each choice has its own crop cache.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -27,18 +27,16 @@ import numpy as np
 from detect.sources import FFPP_METHODS, VideoItem, collect, default_group
 from dfjax import media
 from dfjax.errors import UserError
-from dfjax.faces.detect import DETECTORS
+from dfjax.faces.detect import DEFAULT_FACE_DETECTOR, parse_face_detector
+from dfjax.io import atomic_write
 
 __all__ = ["FFPP_METHODS", "VideoItem", "collect", "default_group", "sample_frames", "Crops", "crop_face",
-           "FACE_DETECTORS", "check_face_detector", "extract_crops", "split_by_group", "Dataset", "build_dataset"]
-
-FACE_DETECTORS = DETECTORS  # the face_detector choices, the same as extract's; "hog" is DeepfakeBench's
+           "check_face_detector", "extract_crops", "split_by_group", "Dataset", "build_dataset"]
 
 
 def check_face_detector(face_detector: str) -> str:
-    """`face_detector` when it is one of FACE_DETECTORS; a UserError naming them otherwise."""
-    if face_detector not in FACE_DETECTORS:
-        raise UserError(f"unknown face detector {face_detector!r}; choose hog, cnn or hog,cnn.")
+    """`face_detector` when it is a face-detector spec ("hog", "cnn", "hog,cnn"); a UserError otherwise."""
+    parse_face_detector(face_detector, "--face-detector")
     return face_detector
 
 
@@ -57,7 +55,7 @@ class Crops(NamedTuple):
     missing_frames: np.ndarray  # int64 (missing,) their indices
 
 
-_MODELS: dict = {}  # "hog", "cnn", "predictor": each loaded once per process, when first needed
+_MODELS: dict = {}  # "predictor" and each face-detector spec: loaded once per process, when first needed
 
 
 def _model(name: str):
@@ -65,26 +63,18 @@ def _model(name: str):
         if name == "predictor":
             from dfjax.faces.landmarks import LandmarkPredictor
             _MODELS[name] = LandmarkPredictor()
-        else:  # both detect on a copy whose long side is at most 640 px (the CNN needs faces of about 80 px)
+        else:  # detects on a copy whose long side is at most 640 px (the CNN needs faces of about 80 px);
+            # HOG retries upsampled as DeepfakeBench does, the CNN does not (4x its cost, about 2 s a 640 px frame)
             from dfjax.faces.detect import FaceDetector
-            _MODELS[name] = FaceDetector(name)
+            _MODELS[name] = FaceDetector(name, retry_upsampled=("hog",))
     return _MODELS[name]
 
 
-def _stages(face_detector: str, detector) -> list[tuple]:
-    """(detector, retry with upsampling) in the order tried; a given `detector` replaces the choice."""
-    if detector is not None:
-        return [(detector, True)]
-    # HOG retries upsampled as DeepfakeBench does; the CNN does not (4x its cost, about 2 s a 640 px frame)
-    return [(_model(name), name == "hog") for name in check_face_detector(face_detector).split(",")]
-
-
-def _find_faces(frame: np.ndarray, stages: list[tuple]) -> list:
-    for detector, retry in stages:
-        faces = detector(frame) or (detector(frame, upsample=1) if retry else [])
-        if faces:
-            return faces
-    return []
+def _face_finder(face_detector: str, detector):
+    """frame -> faces: the spec's FaceDetector, or a given `detector` retried upsampled where it finds nothing."""
+    if detector is None:
+        return _model(face_detector)
+    return lambda frame: detector(frame) or detector(frame, upsample=1)
 
 
 def crop_face(frame: np.ndarray, box, landmarks: np.ndarray, size: int = 256,
@@ -105,14 +95,15 @@ def crop_face(frame: np.ndarray, box, landmarks: np.ndarray, size: int = 256,
 
 
 def extract_crops(item: VideoItem | Path, k: int = 32, size: int = 256, scale: float = 1.3,
-                  detector=None, predictor=None, face_detector: str = "hog") -> Crops:
+                  detector=None, predictor=None, face_detector: str = DEFAULT_FACE_DETECTOR) -> Crops:
     """Face crops from `k` evenly spaced frames of a video (of `item.frames` when set); the largest face per frame.
 
     face_detector: "hog", "cnn" or "hog,cnn" (see the module docstring); HOG retries with dlib
     upsampling before a frame is declared missing. A given `detector` is used instead, with that retry.
     """
     path = Path(item.path if isinstance(item, VideoItem) else item)
-    stages = _stages(face_detector, detector)
+    check_face_detector(face_detector)
+    find_faces = _face_finder(face_detector, detector)
     predictor = predictor or _model("predictor")
     allowed = item.frames if isinstance(item, VideoItem) else None
     if allowed is not None:  # evenly spaced over the frames sampling may pick (a dfjax swap's manipulated ones)
@@ -128,7 +119,7 @@ def extract_crops(item: VideoItem | Path, k: int = 32, size: int = 256, scale: f
         if index not in wanted:
             continue
         seen.add(index)
-        faces = _find_faces(frame, stages)
+        faces = find_faces(frame)
         if not faces:
             missing.append(index)
             continue
@@ -192,11 +183,11 @@ class Dataset:
         return len(self.labels)
 
 
-def _cache_path(cache_dir: Path, path: Path, k: int, size: int, scale: float, face_detector: str = "hog",
-                frames: tuple[int, ...] | None = None) -> Path:
+def _cache_path(cache_dir: Path, path: Path, k: int, size: int, scale: float,
+                face_detector: str = DEFAULT_FACE_DETECTOR, frames: tuple[int, ...] | None = None) -> Path:
     resolved = path.resolve()
     key = f"{resolved}|{resolved.stat().st_mtime_ns}|{k}|{size}|{scale}"
-    # defaults ("hog", every frame) keep the key they had before these choices existed, so old caches stay valid
+    # hog on every frame keeps the key it had before these choices existed, so old caches stay valid
     if face_detector != "hog":
         key += f"|{face_detector}"
     if frames is not None:
@@ -205,7 +196,7 @@ def _cache_path(cache_dir: Path, path: Path, k: int, size: int, scale: float, fa
 
 
 def _cached_crops(item: VideoItem, k: int, size: int, scale: float, cache_dir: Path | None,
-                  detector, predictor, face_detector: str = "hog") -> Crops:
+                  detector, predictor, face_detector: str = DEFAULT_FACE_DETECTOR) -> Crops:
     check_face_detector(face_detector)
     if cache_dir is None:
         return extract_crops(item, k, size, scale, detector, predictor, face_detector)
@@ -214,16 +205,14 @@ def _cached_crops(item: VideoItem, k: int, size: int, scale: float, cache_dir: P
         with np.load(target) as z:
             return Crops(z["crops"], z["landmarks"], z["frames"], len(z["missing_frames"]), z["missing_frames"])
     result = extract_crops(item, k, size, scale, detector, predictor, face_detector)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.partial.npz")  # written whole, then renamed
-    np.savez(tmp, **{name: getattr(result, name) for name in ("crops", "landmarks", "frames", "missing_frames")})
-    os.replace(tmp, target)
+    atomic_write(target, lambda f: np.savez(f, **{name: getattr(result, name)
+                                                  for name in ("crops", "landmarks", "frames", "missing_frames")}))
     return result
 
 
 def build_dataset(items: list[VideoItem], k: int = 32, size: int = 256, cache_dir: str | Path | None = None,
                   progress=None, scale: float = 1.3, detector=None, predictor=None,
-                  face_detector: str = "hog") -> Dataset:
+                  face_detector: str = DEFAULT_FACE_DETECTOR) -> Dataset:
     """Crops of every video, read from `cache_dir` (one .npz per video and settings) when there.
 
     face_detector: "hog" (default), "cnn" or "hog,cnn" (see the module docstring).

@@ -40,6 +40,7 @@ import numpy as np
 from detect.datasets import Dataset
 from detect.sources import VideoItem
 from dfjax.errors import UserError
+from dfjax.io import partial_path, write_json, write_text
 
 VERSION = "1.0.0"
 TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
@@ -184,12 +185,6 @@ def features_json(size: int) -> dict:
     }}}
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _read_json(path: Path, default):
     try:
         return json.loads(path.read_text())
@@ -226,7 +221,7 @@ def export_dataset(dataset: Dataset, out_dir: str | Path, split_name: str, *, na
     videos = [str(v.path) for v in dataset.videos]
     written = []
     for k, path in enumerate(paths):
-        tmp = path.with_name(f".{path.name}.partial")
+        tmp = partial_path(path)  # ArrayRecordWriter wants a path: fill the hidden name, rename when all are done
         writer = module.ArrayRecordWriter(str(tmp), "group_size:1")
         for row in range(k * shard_size, min(n, (k + 1) * shard_size)):
             ok, png = cv2.imencode(".png", cv2.cvtColor(dataset.crops[row], cv2.COLOR_RGB2BGR))
@@ -262,10 +257,10 @@ def export_dataset(dataset: Dataset, out_dir: str | Path, split_name: str, *, na
         "videos": [{"path": str(v.path), "label": v.label, "method": v.method, "group": v.group}
                    for v in dataset.videos],
         "missing": dataset.missing}
-    _write_text(out / "features.json", json.dumps(features, indent=1))
-    _write_text(out / "label.labels.txt", "real\nfake\n")
-    _write_text(out / "dfjax_export.json", json.dumps(extra, indent=1))
-    _write_text(out / "dataset_info.json", json.dumps(info, indent=1))  # last: the split is complete
+    write_json(out / "features.json", features)
+    write_text(out / "label.labels.txt", "real\nfake\n")
+    write_json(out / "dfjax_export.json", extra)
+    write_json(out / "dataset_info.json", info)  # last: the split is complete
     return paths
 
 

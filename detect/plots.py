@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detect.files import atomic_write
+from dfjax.io import atomic_write
 
 
 def plot_roc(name: str, runs: list[dict], path: Path) -> None:

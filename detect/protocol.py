@@ -7,15 +7,14 @@ checkpoint an earlier run saved. Then:
 * the test split is scored: frame- and video-level metrics, per method, mean ± std over seeds;
 * the cross-method matrix: trained on real + one method's fakes, scored on each method's test fakes;
 * the robustness sweep: the clean-trained detectors score perturbed copies of the test crops.
+
+A saved detector is loaded back through the registry, by the name recorded beside it: a checkpoint
+folder names a detector, it never names code to import.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import json
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -23,19 +22,20 @@ import numpy as np
 
 from detect.datasets import Dataset
 from detect.evaluate import aggregate, frame_metrics, mean_std, summarize, video_metrics
-from detect.registry import DETECTORS
+from detect.registry import DETECTORS, Detector
 from dfjax.errors import UserError
+from dfjax.io import atomic_dir, read_json, write_json
 
-CHECKPOINT_META = "detect_eval.json"  # written beside what Detector.save writes: name, seed, config
+CHECKPOINT_META = "detect_eval.json"  # beside what Detector.save writes: label, registry name, seed, config
 
 
 @dataclasses.dataclass
 class Trained:
     """One detector trained (or loaded) for one seed."""
 
-    name: str
+    name: str                           # the run's label, e.g. "meso4-sbi"
     seed: int
-    detector: object
+    detector: Detector
     train_seconds: float | None = None  # None when loaded from a checkpoint
     checkpoint: str | None = None       # where it was saved to or loaded from
 
@@ -67,10 +67,10 @@ def _both_classes(ds: Dataset | None) -> bool:
 # ---------------------------------------------------------------- train, save, load
 
 
-def make_detector(name: str, config=None):
+def make_detector(name: str, config=None) -> Detector:
     """A fresh detector from the registry, with its config when one was given."""
-    factory = DETECTORS[name]
-    return factory() if config is None else factory(config)
+    kind = DETECTORS.get(name)
+    return kind() if config is None else kind(config)
 
 
 def fit(spec: tuple, train: Dataset, val: Dataset | None, seed: int, progress=None):
@@ -84,20 +84,18 @@ def fit(spec: tuple, train: Dataset, val: Dataset | None, seed: int, progress=No
     return detector
 
 
-def save_trained(trained: Trained, root: Path, config=None) -> Path:
-    """Save to root/<name>/seed_<seed> (written to a temporary folder, then renamed into place)."""
+def save_trained(trained: Trained, root: Path, spec: tuple) -> Path:
+    """Save to root/<label>/seed_<seed> (built in a temporary folder, then renamed into place).
+
+    spec: (registry name, config or None), recorded beside the detector so that it loads back.
+    """
+    name, config = spec
     final = Path(root) / trained.name / f"seed_{trained.seed}"
-    tmp = final.with_name(f".{final.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    trained.detector.save(tmp)
-    kind = type(trained.detector)
-    meta = {"detector": trained.name, "class": f"{kind.__module__}:{kind.__qualname__}", "seed": trained.seed,
-            "train_seconds": trained.train_seconds, "config": config.to_dict() if config is not None else None}
-    (tmp / CHECKPOINT_META).write_text(json.dumps(meta, indent=1, default=str))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_dir(final, overwrite=True) as tmp:
+        trained.detector.save(tmp)
+        write_json(tmp / CHECKPOINT_META, {"label": trained.name, "detector": name, "seed": trained.seed,
+                                           "train_seconds": trained.train_seconds,
+                                           "config": config.to_dict() if config is not None else None})
     trained.checkpoint = str(final)
     return final
 
@@ -116,7 +114,7 @@ def train_all(specs: dict[str, tuple], train: Dataset, val: Dataset | None, seed
             detector = fit(spec, train, val, seed, progress)
             trained = Trained(label, seed, detector, round(time.perf_counter() - started, 2))
             if save_root is not None:
-                save_trained(trained, save_root, spec[1])
+                save_trained(trained, save_root, spec)
             out[label].append(trained)
     return out
 
@@ -134,32 +132,38 @@ def load_all(names: list[str], root: Path) -> dict[str, list[Trained]]:
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"checkpoint folder {root} does not exist; pass OUTPUT/checkpoints of an earlier detect-eval run.")
-    metas = [(d, json.loads((d / CHECKPOINT_META).read_text())) for d in _checkpoint_dirs(root)]
+    metas = [(d, _read_meta(d)) for d in _checkpoint_dirs(root)]
     if not metas:
         raise UserError(f"{root} holds no saved detector (no {CHECKPOINT_META}); pass OUTPUT/checkpoints "
                         "of an earlier detect-eval run.")
     out = {}
     for name in names:
-        mine = sorted(((d, m) for d, m in metas if m.get("detector") == name), key=lambda dm: dm[1].get("seed", 0))
+        mine = sorted(((d, m) for d, m in metas if m["label"] == name), key=lambda dm: dm[1]["seed"])
         if not mine:
-            saved = ", ".join(sorted({str(m.get("detector")) for _, m in metas}))
+            saved = ", ".join(sorted({m["label"] for _, m in metas}))
             raise UserError(f"{root} holds saved {saved} detectors, not {name}; pass --detector {saved.split(',')[0]} "
                             "or another checkpoint folder.")
-        out[name] = [Trained(name, int(m.get("seed", 0)), _load(d, m), None, str(d)) for d, m in mine]
+        out[name] = [Trained(name, m["seed"], _load(d, m["detector"]), None, str(d)) for d, m in mine]
     return out
 
 
-def _load(directory: Path, meta: dict):
-    """The detector saved in `directory`, by the class recorded beside it."""
-    module, _, qualname = str(meta.get("class", "")).partition(":")
+def _read_meta(directory: Path) -> dict:
+    """directory/CHECKPOINT_META as {"label", "detector", "seed"}; a UserError when it is not one."""
     try:
-        kind = importlib.import_module(module)
-        for part in qualname.split("."):
-            kind = getattr(kind, part)
-    except (ImportError, AttributeError, ValueError):
-        raise UserError(f"{directory} was saved by detector class {meta.get('class')!r}, which this dfjax "
-                        "does not have; retrain it.") from None
-    return kind.load(directory)
+        meta = read_json(directory / CHECKPOINT_META)
+        name = str(meta["detector"])
+        return {"label": str(meta.get("label", name)), "detector": name, "seed": int(meta.get("seed", 0))}
+    except (ValueError, TypeError, KeyError):
+        raise UserError(f"{directory / CHECKPOINT_META} is not a detect-eval checkpoint record; pass "
+                        "OUTPUT/checkpoints of an earlier detect-eval run.") from None
+
+
+def _load(directory: Path, name: str) -> Detector:
+    """The detector saved in `directory` by the registered detector `name` (its class's load)."""
+    if name not in DETECTORS:
+        raise UserError(f"{directory} holds a detector named {name!r}, which this dfjax does not have "
+                        f"(it has {', '.join(DETECTORS.names())}); retrain it.")
+    return DETECTORS.get(name).load(directory)
 
 
 # ---------------------------------------------------------------- scoring

@@ -6,17 +6,16 @@ The report dict (made by :func:`detect.run.detect_eval`) holds
   detectors    {name: {"mean": evaluate.aggregate(...), "seeds": [summarize(...) + seed, train_seconds]}};
   per-protocol sections when run: cross_method, robustness, compression (see detect.protocol);
   notes        sentences about what was skipped and why.
-Every file is written to a temporary name and moved into place.
+Every file is written through dfjax.io: to a temporary name, then moved into place.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-from detect.files import atomic_write, jsonable
 from detect.plots import plot_roc
+from dfjax.io import write_json, write_text
 
 _METRICS = (("auc", "AUC"), ("ap", "AP"), ("eer", "EER"), ("acc_at_0_5", "acc@0.5"))
 
@@ -146,10 +145,8 @@ def write_report(report: dict, out_dir) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "report.json", "md": out_dir / "report.md"}
-    text = json.dumps(jsonable(report), indent=1, allow_nan=False)
-    atomic_write(paths["json"], lambda f: f.write(text.encode()))
-    md = markdown(report)
-    atomic_write(paths["md"], lambda f: f.write(md.encode()))
+    write_json(paths["json"], report, indent=1)
+    write_text(paths["md"], markdown(report))
     for name, r in report["detectors"].items():
         paths[f"roc_{name}"] = out_dir / f"roc_{safe_name(name)}.png"
         plot_roc(name, r["seeds"], paths[f"roc_{name}"])

@@ -43,9 +43,8 @@ def resolve_detectors(detectors: list[str], config_specs: list[str], overrides: 
     the configs' detectors), each with its --config (and --set overrides) when one was given."""
     from dfjax.config import apply_overrides, load_config
 
-    unknown = [d for d in detectors if d not in DETECTORS]
-    if unknown:
-        raise UserError(f"unknown detector {', '.join(unknown)}; choose from {', '.join(DETECTORS)}.")
+    for name in detectors:
+        DETECTORS.get(name, option="--detector")  # an unknown name: a UserError naming the registered ones
     if overrides and not config_specs:
         raise UserError("--set changes a detector config, but no --config was given; add --config "
                         "configs/detect_NAME.py.")
@@ -236,12 +235,13 @@ def temporal_split(ds: Dataset, cuts=(0.55, 0.6, 0.75, 0.8)) -> dict[str, Datase
 
 
 def demo_specs() -> dict[str, tuple]:
-    """Every registered detector, the CNNs with their `tiny` configs, and the first CNN once more with SBI."""
-    from dfjax.config import CONFIG_DIR, load_config
+    """Every registered detector (with its configs/detect_NAME.py at `tiny` where it has one), and the first
+    whose config has `sbi` once more with SBI."""
+    from dfjax.config import config_dir, load_config
 
     specs, sbi_added = {}, False
-    for name in DETECTORS:
-        path = CONFIG_DIR / f"detect_{name}.py"
+    for name in DETECTORS.names():
+        path = config_dir() / f"detect_{name}.py"
         if not path.is_file():
             specs[name] = (name, None)
             continue

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from dfjax import __version__
 from dfjax.errors import UserError
+from dfjax.faces.detect import DEFAULT_FACE_DETECTOR
 from dfjax.progress import console, progress_bar
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -66,8 +67,8 @@ def extract(
     coverage: float = typer.Option(1.0, help="Zoom of the crop: <1 keeps less around the face, >1 more."),
     mask: str = typer.Option("extended", help="Mask kind: hull (landmark hull) or extended (with forehead)."),
     every_n: int = typer.Option(10, "--every-n", help="Run full face detection every N frames; track between."),
-    detector: str = typer.Option("hog", help="Face detector: hog (dlib HOG), cnn (dlib MMOD CNN, slower) or hog,cnn "
-                                             "(the CNN only where HOG finds no face)."),
+    detector: str = typer.Option(DEFAULT_FACE_DETECTOR, help="Face detector: hog (dlib HOG), cnn (dlib MMOD CNN, "
+                                 "slower) or hog,cnn (the CNN only where HOG finds no face)."),
     max_side: int = typer.Option(640, help="Detect on a copy at most this many pixels on the long side."),
     identity: Optional[Path] = typer.Option(None, help="Photo of the person to keep in multi-face frames."),
     min_size: float = typer.Option(0.0, help="Drop faces whose box is narrower than this (pixels)."),
@@ -111,8 +112,8 @@ def synth(
 @command
 def train(
     workdir: Path = typer.Option(..., help="Run folder: config, checkpoints, previews, metrics. Reused to resume."),
-    config: Optional[str] = typer.Option(None, help="configs/FILE.py[:ARG]; default: the workdir's saved config, "
-                                                      "else configs/swap.py:tiny."),
+    config: Optional[str] = typer.Option(None, help="FILE.py[:ARG] from configs/ (e.g. swap.py:sae128,gan) or your "
+                                                      "own file; default: the workdir's saved config, else swap.py:tiny."),
     a: Optional[Path] = typer.Option(None, "--a", help="Face set of identity A (default: synthetic)."),
     b: Optional[Path] = typer.Option(None, "--b", help="Face set of identity B (default: synthetic)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set train.lr=1e-4."),
@@ -120,28 +121,23 @@ def train(
     distributed: bool = typer.Option(False, help="Join a multi-host job (jax.distributed.initialize)."),
     quiet: bool = QUIET,
 ) -> None:
-    """Train (or resume) a face-swap model on two face sets (configs/reenact.py: a reenactor on --a alone)."""
+    """Train (or resume) a model: the config's trainer (swap: two face sets; reenact: --a alone)."""
     from dfjax import parallel
     from dfjax.config import apply_overrides, load_config, load_saved_config
+    from dfjax.training.core import train as run_train
 
     parallel.initialize(distributed)
     saved = workdir / "config.json"
+    sets = ([f"data.a={str(a or '')!r}", f"data.b={str(b or '')!r}"] if a is not None or b is not None else [])
+    settings = list(overrides) + sets + ([f"train.steps={steps}"] if steps is not None else [])
     if config:
-        cfg = load_config(config)
+        cfg = load_config(config, settings)
     elif saved.exists():
-        cfg = load_saved_config(saved)
+        cfg = apply_overrides(load_saved_config(saved), settings)
     else:
-        cfg = load_config("configs/swap.py:tiny")
-    apply_overrides(cfg, list(overrides) + ([f"train.steps={steps}"] if steps is not None else []))
-    if a is not None or b is not None:
-        cfg.data.a, cfg.data.b = str(a or ""), str(b or "")
-    if cfg.model.get("kind") == "reenact":  # configs/reenact.py: one target face set (--a)
-        from dfjax.reenact_train import train_and_evaluate
-    else:
-        from dfjax.train import train_and_evaluate
-
+        cfg = load_config("swap.py:tiny", settings)
     with progress_bar("steps", quiet) as progress:
-        summary = train_and_evaluate(cfg, workdir, progress=progress)
+        summary = run_train(cfg, workdir, progress=progress)
     _print_summary(f"trained in {workdir}", summary)
 
 
@@ -162,7 +158,7 @@ def swap(
     identity: Optional[Path] = typer.Option(None, help="Photo of the person to replace in multi-face frames."),
     alignments: Optional[Path] = typer.Option(None, help="Reuse `dfjax extract`'s faces: its face set or alignments file."),
     every_n: int = typer.Option(10, "--every-n", help="Full face detection every N frames; track between."),
-    detector: str = typer.Option("hog", help="Face detector for live detection: hog, cnn or hog,cnn."),
+    detector: str = typer.Option(DEFAULT_FACE_DETECTOR, help="Face detector for live detection: hog, cnn or hog,cnn."),
     pose: str = typer.Option("relative", help="Conditioned models: head pose relative to each identity's median "
                                               "(relative) or the source's own, with each identity's pose-fitted "
                                               "landmark layout (absolute)."),
@@ -246,7 +242,7 @@ def detect_eval(
     frames: int = typer.Option(32, help="Evenly spaced frames per video."),
     size: int = typer.Option(256, help="Face crop size (DeepfakeBench-style crop, scale 1.3)."),
     split_seed: int = typer.Option(0, help="Seed of the identity-disjoint train/val/test split."),
-    face_detector: str = typer.Option("hog", "--face-detector", help="hog | cnn | hog,cnn"),
+    face_detector: str = typer.Option(DEFAULT_FACE_DETECTOR, "--face-detector", help="hog | cnn | hog,cnn"),
     quiet: bool = QUIET,
 ) -> None:
     """Train detectors on real and fake videos split by identity and score them like a benchmark."""

@@ -16,12 +16,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from dfjax.config import apply_overrides, load_config
+from dfjax.config import load_config
 from dfjax.data.synthetic import synthesize
-from dfjax.extract import ExtractOptions, extract
+from dfjax.extract import extract
+from dfjax.faces.pipeline import ExtractOptions
 from dfjax.metrics import evaluate_swap, save_report
 from dfjax.swap import SwapOptions, swap
-from dfjax.train import train_and_evaluate
+from dfjax.training.core import train
 
 # HOG alone loses A's face on the last 27 of the 240 frames (a turned head); the CNN finds it there
 DEMO_DETECTOR = "hog,cnn"
@@ -38,10 +39,9 @@ def run_demo(output: str | Path, *, frames: int = 240, steps: int = 600, progres
                         ExtractOptions(size=128, detector=DEMO_DETECTOR), overwrite=True, progress=progress)
     workdir = output / "train"
     shutil.rmtree(workdir, ignore_errors=True)  # a demo always starts from scratch
-    config = apply_overrides(load_config("configs/swap.py:tiny"),
-                             [f"data.a='{facesets / 'a'}'", f"data.b='{facesets / 'b'}'", f"train.steps={steps}",
-                              "log.preview_every=100"])
-    trained = train_and_evaluate(config, workdir, progress=progress)
+    config = load_config("swap.py:tiny", [f"data.a='{facesets / 'a'}'", f"data.b='{facesets / 'b'}'",
+                                          f"train.steps={steps}", "log.preview_every=100"])
+    trained = train(config, workdir, progress=progress)
     videos = output / "synth" / "videos"
     fake = output / "swap" / "a_to_b.mp4"
     swapped = swap(videos / "a.mp4", fake, workdir, SwapOptions(direction="a2b", color="none", detector=DEMO_DETECTOR), progress=progress)

@@ -1,260 +1,30 @@
 """`dfjax extract`: videos and images in, one face set out.
 
-The main process decodes each video and cuts it into stretches that worker processes handle in
-parallel (every core is used even for a single video). A stretch carries a few frames from before
-its start so that detection, tracking and
-smoothing are already settled at its first recorded frame. Per face the worker aligns the crop,
-draws the mask, estimates head pose, gaze and blinks, and scores blur; the main process writes the
-face set in input order and the alignments file of each video.
+The face pipeline itself (detection, tracking, smoothing, alignment, masks, pose, gaze, the worker
+pool) is the library `dfjax.faces.pipeline`; this command feeds it every input in order, writes
+the faces it keeps and each video's alignments into a face set, and sums up what was found and
+what was dropped, and why.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
 import time
-from collections import Counter, deque
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator
-
-import numpy as np
 
 from dfjax import media
 from dfjax.data.faceset import FaceSetWriter
 from dfjax.errors import UserError
-from dfjax.faces.align import FACE_TYPES, alignment_matrix, transform_points, warp_face
-from dfjax.faces.detect import DETECTORS, FaceDetector
-from dfjax.faces.gaze import estimate_gaze
-from dfjax.faces.identity import FaceEncoder
-from dfjax.faces.landmarks import LandmarkPredictor
-from dfjax.faces.masks import MASK_KINDS, landmark_mask
-from dfjax.faces.pose import estimate_pose
-from dfjax.faces.quality import blur_score
-from dfjax.faces.track import NO_FACE, FaceTracker, TrackedFace
-
-BLURRY = "blur below --blur-threshold"
-WARMUP_FRAMES = 8
-STRETCH = 48  # frames per work unit: long enough that re-detection at its start costs little
-
-
-@dataclass(frozen=True)
-class ExtractOptions:
-    size: int = 256
-    face_type: str = "face"
-    coverage: float = 1.0
-    mask_kind: str = "extended"
-    every_n: int = 10
-    detector: str = "hog"
-    max_side: int = 640
-    min_size: float = 0.0
-    blur_threshold: float = 0.0
-    smoothing: bool = True
-    workers: int = 0  # 0: every core
-
-
-@dataclass
-class UnitResult:
-    """What one worker found in one stretch of a video (or one image)."""
-
-    source: str
-    frames_read: int = 0
-    faces: list = field(default_factory=list)  # (frame, crop, mask, meta) of kept faces
-    alignments: dict = field(default_factory=dict)  # frame -> [face dict]
-    dropped: Counter = field(default_factory=Counter)
-
-
-# ----------------------------------------------------------------------------- inputs
-
-def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[Path]]:
-    """Expand files and folders into (videos, images); bad paths are a UserError."""
-    videos, images = [], []
-    if not inputs:
-        raise UserError("no input given; pass videos, images or folders of them.")
-    for raw in inputs:
-        path = Path(raw)
-        if not path.exists():
-            raise UserError(f"{path} does not exist; check the path.")
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and (media.is_video(p) or media.is_image(p)))
-            if not found:
-                raise UserError(f"{path} contains no videos or images; point at a folder that has some.")
-        else:
-            if not (media.is_video(path) or media.is_image(path)):
-                raise UserError(f"{path} is neither a video ({', '.join(media.VIDEO_SUFFIXES)}) "
-                                f"nor an image ({', '.join(media.IMAGE_SUFFIXES)}); pass a supported file.")
-            found = [path]
-        for p in found:
-            (videos if media.is_video(p) else images).append(p)
-    return videos, images
-
-
-def identity_descriptor(photo: str | Path) -> np.ndarray:
-    """The face descriptor of the single largest face in a reference photo."""
-    image = media.read_image(photo)
-    found = FaceDetector(upsample=1)(image)
-    if not found:
-        raise UserError(f"no face found in the --identity photo {photo}; use a clear frontal photo.")
-    box = max(found, key=lambda d: d.area).box
-    return FaceEncoder()(image, LandmarkPredictor()(image, box), box)
-
-
-# ----------------------------------------------------------------------------- workers
-
-_worker: dict = {}
-
-
-def _init_worker(options: ExtractOptions, identity: np.ndarray | None) -> None:
-    import cv2
-
-    cv2.setNumThreads(1)
-    predictor = LandmarkPredictor()
-    encoder = FaceEncoder() if identity is not None else None
-    _worker.update(options=options, identity=identity, detector=FaceDetector(options.detector, options.max_side),
-                   predictor=predictor, encoder=encoder,
-                   image_finder=image_face_finder(options, predictor, identity, encoder))
-
-
-def describe_face(frame: np.ndarray, face: TrackedFace, options: ExtractOptions) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Aligned crop, mask and metadata of one face."""
-    h, w = frame.shape[:2]
-    matrix = alignment_matrix(face.landmarks, options.size, options.face_type, options.coverage)
-    crop = warp_face(frame, matrix, options.size)
-    mask = landmark_mask(transform_points(face.landmarks, matrix), options.size, options.size, options.mask_kind)
-    gaze = estimate_gaze(frame, face.landmarks).as_dict()
-    meta = {"box": np.round(face.box, 1), "landmarks": np.round(face.landmarks, 2), "matrix": np.round(matrix, 6),
-            "pose": estimate_pose(face.landmarks, w, h).as_dict(),
-            "gaze": {k: gaze[k] for k in ("pitch", "yaw", "right", "left")}, "blink": gaze["blink"], "ear": gaze["ear"],
-            "blur": round(blur_score(crop, mask), 2), "score": round(face.score, 3), "detected": face.detected}
-    return crop, mask, meta
-
-
-def _record(result: UnitResult, index: int, frame: np.ndarray, face: TrackedFace | None, reason: str) -> None:
-    options: ExtractOptions = _worker["options"]
-    result.frames_read += 1
-    if face is None:
-        result.dropped[reason] += 1
-        return
-    crop, mask, meta = describe_face(frame, face, options)
-    keep = meta["blur"] >= options.blur_threshold
-    result.alignments[index] = [{k: meta[k] for k in ("box", "landmarks", "matrix", "pose")} | {"kept": keep}]
-    if keep:
-        result.faces.append((index, crop, mask, {"source": result.source, "frame": index, **meta}))
-    else:
-        result.dropped[BLURRY] += 1
-
-
-def _video_unit(args: tuple[str, int, list[np.ndarray], int, float]) -> UnitResult:
-    path, start, frames, warmup, fps = args
-    options: ExtractOptions = _worker["options"]
-    tracker = FaceTracker(_worker["detector"], _worker["predictor"], every_n=options.every_n,
-                          min_size=options.min_size, identity=_worker["identity"], encoder=_worker["encoder"],
-                          fps=fps, smoothing=options.smoothing)
-    result = UnitResult(path)
-    for offset, frame in enumerate(frames):
-        index = start - warmup + offset
-        face, reason = tracker(frame, index)
-        if offset >= warmup:
-            _record(result, index, frame, face, reason)
-    return result
-
-
-def image_face_finder(options: ExtractOptions, predictor: LandmarkPredictor, reference: np.ndarray | None = None,
-                      encoder: FaceEncoder | None = None) -> FaceTracker:
-    """A tracker for still images: upsampled detection on every call, nothing carried between images
-    (call `reset()` before each image)."""
-    return FaceTracker(FaceDetector(options.detector, options.max_side, upsample=1), predictor, every_n=1,
-                       min_size=options.min_size, identity=reference, encoder=encoder, smoothing=False)
-
-
-def _image_unit(path: str) -> UnitResult:
-    tracker: FaceTracker = _worker["image_finder"]
-    tracker.reset()
-    result = UnitResult(path)
-    frame = media.read_image(path)
-    face, reason = tracker(frame, 0)
-    _record(result, 0, frame, face, reason)
-    return result
-
-
-def _run_unit(unit: tuple) -> UnitResult:
-    kind, args = unit
-    return _video_unit(args) if kind == "video" else _image_unit(args)
-
-
-# ----------------------------------------------------------------------------- driver
-
-def _units(videos: list[Path], images: list[Path], infos: dict[str, media.VideoInfo]) -> Iterator[tuple]:
-    """Work units in input order: stretches of decoded frames (with warm-up frames before), images.
-
-    The main process decodes each video once, front to back, and hands out stretches, because
-    seeking inside H.264 is not reliable (see `media.iter_frames`).
-    """
-    for path in videos:
-        fps = float(infos[str(path)].fps)
-        warm: list[np.ndarray] = []
-        chunk: list[np.ndarray] = []
-        start = 0
-        for index, frame in media.iter_frames(path):
-            chunk.append(frame)
-            if len(chunk) == STRETCH:
-                yield "video", (str(path), start, warm + chunk, len(warm), fps)
-                warm, chunk, start = chunk[-WARMUP_FRAMES:], [], index + 1
-        if chunk:
-            yield "video", (str(path), start, warm + chunk, len(warm), fps)
-    for path in images:
-        yield "image", str(path)
-
-
-def _in_order(pool, units: Iterator[tuple], depth: int) -> Iterator[tuple[tuple, UnitResult]]:
-    """Run units on the pool with at most `depth` in flight, yielding (unit, result) in input order."""
-    pending: deque = deque()
-    for unit in units:
-        pending.append((unit, pool.apply_async(_run_unit, (unit,))))
-        if len(pending) >= depth:
-            unit, future = pending.popleft()
-            yield unit, future.get()
-    while pending:
-        unit, future = pending.popleft()
-        yield unit, future.get()
-
-
-@contextmanager
-def face_finders(options: ExtractOptions, reference: np.ndarray | None):
-    """A pool of worker processes that find, align and describe faces (one per core by default)."""
-    workers = options.workers or os.cpu_count() or 1
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["dfjax.extract"])  # import once in the server, not in every worker
-    with ctx.Pool(workers, _init_worker, (options, reference)) as pool:
-        yield pool, workers
-
-
-def video_faces(pool, workers: int, path: Path, info: media.VideoInfo) -> Iterator[tuple[int, np.ndarray, list]]:
-    """(frame index, frame, [(crop, mask, meta)] of the face kept there) for every frame of a video, in order.
-
-    Decoding happens here while the workers find faces in the stretches handed out before, so a
-    consumer (e.g. `swap`) overlaps its own work with both.
-    """
-    for unit, result in _in_order(pool, _units([path], [], {str(path): info}), depth=2 * workers):
-        _, (_, start, frames, warmup, _) = unit
-        by_frame = {index: (crop, mask, meta) for index, crop, mask, meta in result.faces}
-        for offset, frame in enumerate(frames[warmup:]):
-            face = by_frame.get(start + offset)
-            yield start + offset, frame, [face] if face else []
+from dfjax.faces.pipeline import (ExtractOptions, check_options, collect_inputs, face_finders, identity_descriptor,
+                                  results_in_order, work_units)
+from dfjax.faces.track import NO_FACE
 
 
 def extract(inputs: list[str | Path], output: str | Path, options: ExtractOptions = ExtractOptions(), *,
             identity: str | Path | None = None, overwrite: bool = False, progress=None) -> dict:
     """Run the whole extraction and write the face set; returns the summary dict."""
-    if options.face_type not in FACE_TYPES:
-        raise UserError(f"unknown face type {options.face_type!r}; choose one of {', '.join(FACE_TYPES)}.")
-    if options.mask_kind not in MASK_KINDS:
-        raise UserError(f"unknown mask {options.mask_kind!r}; choose one of {', '.join(MASK_KINDS)}.")
-    if options.detector not in DETECTORS:
-        raise UserError(f"unknown face detector {options.detector!r}; choose one of {', '.join(DETECTORS)}.")
-    if options.size < 16 or options.coverage <= 0:
-        raise UserError("--size must be at least 16 and --coverage positive; fix the option.")
+    check_options(options)
     videos, images = collect_inputs(inputs)
     infos = {str(p): media.probe(p) for p in videos}
     total = sum(info.frames for info in infos.values()) + len(images)
@@ -267,7 +37,7 @@ def extract(inputs: list[str | Path], output: str | Path, options: ExtractOption
                        mask_kind=options.mask_kind, overwrite=overwrite,
                        extra={"extract_options": asdict(options)}) as writer:
         with face_finders(options, reference) as (pool, workers):
-            for _, result in _in_order(pool, _units(videos, images, infos), depth=2 * workers):
+            for _, result in results_in_order(pool, work_units(videos, images, infos), depth=2 * workers):
                 for _, crop, mask, meta in result.faces:
                     writer.add(crop, mask, meta)
                 if result.source in infos:

@@ -1,7 +1,9 @@
-"""Losses for training the face-swap networks: pixel, structural, frequency, perceptual and GAN.
+"""Losses for training the generators: pixel, structural, frequency, perceptual and GAN.
 
 Every loss is a pure, jittable function of float32 NHWC images in [0, 1] (masks and weight maps
-NHW1) that returns a scalar averaged over the batch.
+NHW1) that returns a scalar averaged over the batch. Image losses are registered by name in
+`IMAGE_LOSSES` (`@IMAGE_LOSSES.register("l1")`); a config weighs each by `loss.<name>` and
+`reconstruction` sums those with a non-zero weight. GAN objectives are registered in `GAN_OBJECTIVES`.
 """
 
 from __future__ import annotations
@@ -14,17 +16,24 @@ import jax.numpy as jnp
 import flax.linen as nn
 import numpy as np
 
+from dfjax.registry import Registry
+
 Array = jax.Array
+
+IMAGE_LOSSES = Registry("image loss")        # (prediction, target, weight map) -> scalar
+GAN_OBJECTIVES = Registry("GAN objective")   # (d_loss, g_loss) pairs
 
 # ----------------------------------------------------------------------------- pixel losses
 
 
+@IMAGE_LOSSES.register("l1")
 def l1(a: Array, b: Array, weight: Array | None = None) -> Array:
     """Mean absolute error; `weight` (NHW1, e.g. eye and mouth priority maps) scales each pixel's error."""
     err = jnp.abs(a - b)
     return jnp.mean(err if weight is None else err * weight)
 
 
+@IMAGE_LOSSES.register("mse")
 def mse(a: Array, b: Array, weight: Array | None = None) -> Array:
     """Mean squared error; `weight` (NHW1) scales each pixel's error."""
     err = jnp.square(a - b)
@@ -170,16 +179,45 @@ def lsgan_g(fake_logits: Array) -> Array:
     return 0.5 * jnp.mean(jnp.square(fake_logits - 1.0))
 
 
-GAN_KINDS = ("hinge", "lsgan")
+GAN_OBJECTIVES.register("hinge")((hinge_d, hinge_g))
+GAN_OBJECTIVES.register("lsgan")((lsgan_d, lsgan_g))
 
 
 def gan_losses(kind: str) -> tuple[Callable[[Array, Array], Array], Callable[[Array], Array]]:
-    """(d_loss(real_logits, fake_logits), g_loss(fake_logits)) for `kind` in GAN_KINDS."""
-    if kind == "hinge":
-        return hinge_d, hinge_g
-    if kind == "lsgan":
-        return lsgan_d, lsgan_g
-    raise ValueError(f"unknown GAN loss {kind!r}; choose one of {', '.join(GAN_KINDS)}")
+    """(d_loss(real_logits, fake_logits), g_loss(fake_logits)) of the objective `kind`."""
+    return GAN_OBJECTIVES.get(kind, "gan.objective")
+
+
+@IMAGE_LOSSES.register("ssim")
+def _ssim_term(a: Array, b: Array, weight: Array | None = None) -> Array:
+    return ssim_loss(a, b)
+
+
+@IMAGE_LOSSES.register("ms_ssim")
+def _ms_ssim_term(a: Array, b: Array, weight: Array | None = None) -> Array:
+    return ms_ssim_loss(a, b)
+
+
+@IMAGE_LOSSES.register("ffl")
+def _ffl_term(a: Array, b: Array, weight: Array | None = None) -> Array:
+    return focal_frequency_loss(a, b)
+
+
+def reconstruction(config, face: Array, target: Array, maps: Array, vgg=None, vgg_params=None) -> Array:
+    """The weighted sum of the image losses the config turns on (`loss.<name>` > 0) and the VGG16
+    perceptual term. Pixel losses weigh eye and mouth regions by `data.eye_weight` / `data.mouth_weight`
+    and, as faceswap's penalised mask loss, pixels outside the face mask by `loss.outside_mask_weight`."""
+    mask = maps[..., :1]
+    weights = (1.0 + (config.data.eye_weight - 1.0) * maps[..., 1:2] + (config.data.mouth_weight - 1.0) * maps[..., 2:3])
+    weights = weights * (config.loss.outside_mask_weight + (1.0 - config.loss.outside_mask_weight) * mask)
+    total = 0.0
+    if vgg is not None:
+        total += config.loss.perceptual * perceptual_loss(vgg.apply({"params": vgg_params}, face),
+                                                          vgg.apply({"params": vgg_params}, target))
+    for name, loss in IMAGE_LOSSES.items():
+        if config.loss.get(name, 0.0):
+            total += config.loss[name] * loss(face, target, weights)
+    return total
 
 
 # ----------------------------------------------------------------------------- VGG16 perceptual

@@ -2,8 +2,8 @@
 
 Everything dfjax reads or writes as pixels goes through here: RGB uint8 frames in, H.264 with the
 input's audio stream copied out, and container metadata (the provenance tag of swapped output).
-Writers go to a temporary name beside the target and are renamed only when complete, so a crash
-never leaves a half-written file that looks finished.
+Writers go to a temporary name beside the target (dfjax.io) and are renamed only when complete, so a
+crash never leaves a half-written file that looks finished.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin
 
 from dfjax.errors import UserError
+from dfjax.io import atomic_write, partial_path
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -111,15 +112,12 @@ def iter_frames(path: str | Path, start: int = 0, stop: int | None = None,
                             "the file may be truncated: re-encode or re-download it.") from None
 
 
-def partial_path(path: Path) -> Path:
-    """The temporary name a writer uses until its output is complete (same suffix, hidden)."""
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
-
-
 class VideoWriter:
     """H.264 writer with optional audio stream copy and container metadata.
 
     Use as a context manager; the file appears under its final name only if the block completes.
+    PyAV writes to a path (FFmpeg picks the muxer by its suffix and seeks in it), so the writer fills
+    `dfjax.io.partial_path` itself and renames it when closed.
     """
 
     def __init__(self, path: str | Path, fps: float | Fraction, width: int, height: int, *,
@@ -214,16 +212,12 @@ def read_image(path: str | Path) -> np.ndarray:
 
 def write_image(path: str | Path, image: np.ndarray, metadata: dict[str, str] | None = None) -> None:
     """Write a PNG or JPEG atomically; `metadata` goes into PNG text chunks or the JPEG comment."""
-    path = Path(path)
-    tmp = partial_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     pil = Image.fromarray(np.ascontiguousarray(image))
-    if path.suffix.lower() == ".png":
+    if Path(path).suffix.lower() == ".png":
         info = PngImagePlugin.PngInfo()
         for key, value in (metadata or {}).items():
             info.add_text(key, str(value))
-        pil.save(tmp, format="PNG", pnginfo=info)
+        atomic_write(path, lambda f: pil.save(f, format="PNG", pnginfo=info))
     else:
         comment = "; ".join(f"{k}={v}" for k, v in (metadata or {}).items()).encode()
-        pil.save(tmp, format="JPEG", quality=95, comment=comment)
-    os.replace(tmp, path)
+        atomic_write(path, lambda f: pil.save(f, format="JPEG", quality=95, comment=comment))

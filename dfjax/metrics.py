@@ -14,9 +14,7 @@ Landmarks are the tracker's raw ones (smoothing off), so jitter the swap adds is
 from __future__ import annotations
 
 import functools
-import json
 import math
-import os
 from itertools import zip_longest
 from pathlib import Path
 from typing import Iterator
@@ -37,6 +35,7 @@ from dfjax.faces.masks import landmark_mask
 from dfjax.faces.pose import estimate_pose
 from dfjax.faces.quality import inter_ocular_distance
 from dfjax.faces.track import FaceTracker
+from dfjax.io import write_json
 
 FACESET_SAMPLES = 32    # aligned faces averaged into an identity descriptor
 IDENTITY_FRAMES = 32    # frames given descriptors: dlib's ResNet takes about 0.15 s a face on a CPU core
@@ -256,23 +255,12 @@ def format_table(report: dict) -> str:
     return "\n".join(f"{name:<{width}}  {value:>10}" for name, value in rows)
 
 
-def _finite(value):
-    """JSON has no NaN or infinity: such numbers (PSNR of identical frames, empty metrics) become null."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def save_report(report: dict, path: str | Path) -> Path:
-    """Write the report as indented JSON, atomically (temporary name, then rename)."""
+    """Write the report as indented JSON, atomically; NaN and infinity (PSNR of identical frames, empty
+    metrics) become null, as JSON has neither."""
     path = Path(path)
-    tmp = media.partial_path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(_finite(report), indent=1, allow_nan=False) + "\n")
-        os.replace(tmp, path)
+        write_json(path, report, indent=1)
     except OSError as exc:
         raise UserError(f"cannot write {path} ({exc.strerror}); choose a writable output path.") from None
     return path

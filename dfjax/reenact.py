@@ -5,10 +5,10 @@ TARGET_FACESET --workdir W`): a conditional U-Net learns to reproduce the target
 their own conditioning maps (dfjax.models.conditioning) over a causal window, with L1 + PatchGAN.
 
 Driving (`dfjax reenact --model W --driver VIDEO -o OUT.mp4`): the driver's faces are found with
-the extraction pipeline (dlib landmarks, head pose, gaze, blinks, as `dfjax extract` and `dfjax
-swap` find them), retargeted onto the target (dfjax.faces.retarget: expression as offsets from each
-identity's neutral landmarks scaled by inter-ocular distance, pose relative to each identity's
-reference pose, gaze and blinks copied), rendered to maps, and turned into the target's face.
+the face pipeline (dfjax.faces.pipeline: dlib landmarks, head pose, gaze, blinks, as `dfjax extract`
+and `dfjax swap` find them), retargeted onto the target (dfjax.faces.retarget: expression as offsets
+from each identity's neutral landmarks scaled by inter-ocular distance, pose relative to each
+identity's reference pose, gaze and blinks copied), rendered to maps, and turned into the target's face.
 
 Where the generated face goes: DVP re-renders the target's whole video. dfjax pastes every
 generated face into ONE still frame of the target, its reference frame (the training frame whose
@@ -30,7 +30,6 @@ and the JSON sidecar `OUT.json` saying which frames are fake.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -45,16 +44,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from dfjax import __version__, convert, media
-from dfjax.checkpoint import Checkpointer
-from dfjax.config import apply_overrides, load_config, load_saved_config
-from dfjax.data.faceset import dumps
+from dfjax.config import load_config
 from dfjax.errors import UserError
 from dfjax.faces.align import resize_matrix, transform_points
 from dfjax.faces.masks import landmark_mask
 from dfjax.faces.retarget import Controls, Reference, controls_from_meta, reference_of, retarget
+from dfjax.io import dumps, write_text
 from dfjax.models.conditioning import stack_window, window_indices
-from dfjax.reenact_train import _parts, init_state, load_target, render_all, train_and_evaluate
-from dfjax.state import TrainedModel
+from dfjax.data.reenact_target import load_target, render_all
+from dfjax.training.core import TrainedModel, load_trained, train
 from dfjax.swap import provenance
 
 __all__ = ["ReenactOptions", "Reenactor", "demo_reenact", "load_reenactor", "reenact", "self_reenactment",
@@ -92,7 +90,7 @@ class Reenactor:
         """
         n = len(controls.landmarks)
         frames = np.arange(n) if frames is None else np.asarray(frames)
-        windows = window_indices(frames, np.zeros(n, int), self.model.config.model.window)
+        windows = window_indices(frames, np.zeros(n, int), self.model.config.model.cond_window)
         return self.faces_from_maps(render_all(controls, self.res), windows)
 
     def faces_from_maps(self, maps: np.ndarray, windows: np.ndarray) -> np.ndarray:
@@ -102,7 +100,7 @@ class Reenactor:
             chunk = windows[start:start + BATCH]
             padded = np.concatenate([chunk, np.repeat(chunk[-1:], BATCH - len(chunk), 0)])
             faces = _infer(self.model.generator, self.model.params, jnp.asarray(maps[padded]),
-                           self.model.config.model.window)
+                           self.model.config.model.cond_window)
             out.append(np.asarray(faces)[: len(chunk)])
         return np.concatenate(out)
 
@@ -124,36 +122,16 @@ def _infer(generator, params, maps_window_u8, window):
 def load_reenactor(workdir: str | Path) -> Reenactor:
     """The latest checkpoint (EMA weights) of a reenactment workdir, with its target's reference."""
     workdir = Path(workdir)
-    saved = workdir / "config.json"
-    if not saved.exists():
-        raise UserError(f"{workdir} is not a dfjax train workdir (no config.json); pass the --workdir of a "
-                        "`dfjax train --config configs/reenact.py` run.")
-    config = load_saved_config(saved)
-    if config.model.get("kind") != "reenact":
-        raise UserError(f"{workdir} holds a face-swap model, not a reenactor; use `dfjax swap` with it, or train "
-                        "one with --config configs/reenact.py.")
-    checkpointer = Checkpointer(workdir / "checkpoints")
-    if checkpointer.latest_step() is None or not (workdir / "target.npz").exists():
-        checkpointer.close()
-        raise UserError(f"{workdir} has no checkpoint yet; train first with `dfjax train --workdir {workdir}`.")
-    if jax.default_backend() == "cpu":
-        config.model.dtype = "float32"
-    parts = _parts(config)
-    abstract = jax.eval_shape(partial(init_state, config, *parts))
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    try:
-        state = checkpointer.restore(abstract, jax.tree.map(lambda _: device, abstract))
-    finally:
-        checkpointer.close()
+    model = load_trained(workdir, "reenact")
+    config = model.config
+    if not (workdir / "target.npz").exists():
+        raise UserError(f"{workdir} has no target.npz; train it again with `dfjax train --workdir {workdir}`.")
     with np.load(workdir / "target.npz") as target:
         info = json.loads(str(target["info"]))
         scale = config.model.res / info["faceset_size"]
         reference = Reference(target["neutral"], float(target["iod"]), target["pose"])
         frame, matrix = target["frame"], resize_matrix(target["matrix"], scale)
         info["frame_landmarks"] = target["landmarks"]
-    text = json.dumps(json.loads(saved.read_text()), sort_keys=True)
-    model = TrainedModel(parts[0], state["ema"], config.model.res, config, int(state["step"]), str(workdir),
-                         hashlib.sha256(text.encode()).hexdigest()[:16])
     return Reenactor(model, reference, frame, matrix, info)
 
 
@@ -163,7 +141,7 @@ def load_reenactor(workdir: str | Path) -> Reenactor:
 def _driver_faces(reenactor: Reenactor, driver: Path, info: media.VideoInfo, options: ReenactOptions,
                   progress=None) -> list[dict | None]:
     """The extraction record of the face in every driver frame (None where there is none)."""
-    from dfjax.extract import ExtractOptions, face_finders, video_faces
+    from dfjax.faces.pipeline import ExtractOptions, face_finders, video_faces
 
     finder = ExtractOptions(size=reenactor.res, face_type=reenactor.info["face_type"],
                             coverage=reenactor.info["coverage"], every_n=options.every_n, workers=options.workers)
@@ -256,9 +234,7 @@ def reenact(model_dir: str | Path, driver: str | Path, output: str | Path, optio
                          "config_hash": model.config_hash, "arch": "unet"},
                "target": {k: reenactor.info[k] for k in ("faceset", "source", "source_frame")},
                "options": asdict(options), "provenance": tag, "video": info.as_dict(), "frames": records}
-    tmp = sidecar_path.with_name(f".{sidecar_path.name}.partial")
-    tmp.write_text(dumps(sidecar))
-    os.replace(tmp, sidecar_path)
+    write_text(sidecar_path, dumps(sidecar))
     seconds = time.perf_counter() - started
     manipulated = sum(r["manipulated"] for r in records)
     return {"output": str(output), "masks": str(masks_path), "sidecar": str(sidecar_path), "frames": len(records),
@@ -280,7 +256,7 @@ def self_reenactment(model_dir: str | Path, size: int = 256) -> dict:
 
     reenactor = load_reenactor(model_dir)
     config = reenactor.model.config
-    target = load_target(reenactor.info["faceset"], config.model.res, config.model.window, config.data.holdout)
+    target = load_target(reenactor.info["faceset"], config.model.res, config.model.cond_window, config.data.holdout)
     held = np.arange(target.n_train, len(target.faces))
     if len(held) == 0:
         raise UserError(f"{model_dir} was trained on every face (data.holdout=0); train with "
@@ -319,17 +295,16 @@ def demo_reenact(synth_dir: str | Path, output: str | Path, progress=None, steps
     facesets, videos = synth_dir / "facesets", synth_dir / "videos"
     workdir = output / "reenact_train"
     shutil.rmtree(workdir, ignore_errors=True)  # a demo always starts from scratch
-    config = apply_overrides(load_config("configs/reenact.py:tiny"),
-                             [f"data.a='{facesets / 'a'}'", "data.holdout=0.2", f"train.steps={steps}",
-                              "log.preview_every=300", "log.checkpoint_every=1000"])
-    trained = train_and_evaluate(config, workdir, progress=progress)
+    config = load_config("reenact.py:tiny", [f"data.a='{facesets / 'a'}'", "data.holdout=0.2", f"train.steps={steps}",
+                                             "log.preview_every=300", "log.checkpoint_every=1000"])
+    trained = train(config, workdir, progress=progress)
     held = self_reenactment(workdir)
     out_dir = output / "reenact"
     driven = reenact(workdir, videos / "b.mp4", out_dir / "b_drives_a.mp4", driver_faces=facesets / "b",
                      progress=progress)
     # control accuracy across identities: B's own controls (exact, from its face set) drive A
     reenactor = load_reenactor(workdir)
-    driver = load_target(facesets / "b", reenactor.res, config.model.window)
+    driver = load_target(facesets / "b", reenactor.res, config.model.cond_window)
     moved = retarget(*driver.controls, driver.reference, reenactor.reference)
     cross = control_error(reenactor.generate(moved), moved.landmarks, driver.faces, driver.controls.landmarks,
                           relative_pose=True)

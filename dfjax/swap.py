@@ -1,11 +1,12 @@
 """`dfjax swap`: a trained model turns faces of one identity into the other, in images and videos.
 
 For a video the main process decodes and hands stretches of frames to worker processes that find,
-track, smooth and align faces (the `extract` code); meanwhile it runs batched, jitted inference on
-the faces already found, colour-matches, masks and pastes them back, and encodes. Every output says
-exactly what was changed: beside `OUT.mp4` it writes `OUT.masks.mkv` (lossless per-frame manipulation
-masks in frame coordinates) and `OUT.json` (per frame: manipulated or not, face boxes; the model),
-and the container carries a provenance tag saying the video is synthetic and made by dfjax.
+track, smooth and align faces (dfjax.faces.pipeline, as `extract` does); meanwhile it runs batched,
+jitted inference on the faces already found, colour-matches, masks and pastes them back, and encodes.
+Every output says exactly what was changed: beside `OUT.mp4` it writes `OUT.masks.mkv` (lossless
+per-frame manipulation masks in frame coordinates) and `OUT.json` (per frame: manipulated or not,
+face boxes; the model), and the container carries a provenance tag saying the video is synthetic and
+made by dfjax.
 
 A model with the deep-video-portrait conditioning branch (configs/swap_dvp.py) also gets, for every
 face, the maps of the source frame's head pose, gaze, blinks and expression over its causal window,
@@ -29,20 +30,21 @@ import numpy as np
 
 from dfjax import __version__, convert, media
 from dfjax.data.controls import render_window
-from dfjax.data.faceset import FaceSet, dumps
+from dfjax.data.faceset import FaceSet
 from dfjax.errors import UserError
-from dfjax.extract import (ExtractOptions, collect_inputs, describe_face, face_finders, identity_descriptor,
-                           image_face_finder, video_faces)
-from dfjax.faces.detect import DETECTORS
+from dfjax.faces.align import alignment_matrix, resize_points, transform_points, warp_face
+from dfjax.faces.detect import DEFAULT_FACE_DETECTOR, parse_face_detector
+from dfjax.faces.gaze import estimate_gaze
 from dfjax.faces.identity import FaceEncoder
 from dfjax.faces.landmarks import LandmarkPredictor
-from dfjax.faces.align import alignment_matrix, resize_points, transform_points, warp_face
-from dfjax.faces.gaze import estimate_gaze
+from dfjax.faces.pipeline import (ExtractOptions, collect_inputs, describe_face, face_finders, identity_descriptor,
+                                  image_face_finder, video_faces)
 from dfjax.faces.pose import estimate_pose
 from dfjax.faces.retarget import (PoseLayout, Reference, controls_from_meta, pose_layout_of, reference_of, retarget,
                                   retarget_absolute)
+from dfjax.io import dumps, write_text
 from dfjax.models.conditioning import C_MAPS
-from dfjax.state import TrainedModel, load_trained
+from dfjax.training.core import TrainedModel, load_trained
 
 DIRECTIONS = {"a2b": "b", "b2a": "a"}
 # --pose of a conditioned swap: how one identity's geometry is fitted, and how the source's controls
@@ -63,7 +65,7 @@ class SwapOptions:
     lossless: bool = False
     watermark: bool = False
     every_n: int = 10
-    detector: str = "hog"       # hog | cnn | hog,cnn (the CNN where HOG finds nothing)
+    detector: str = DEFAULT_FACE_DETECTOR  # hog | cnn | hog,cnn (the CNN where HOG finds nothing)
     pose: str = "relative"      # conditioned models: relative (to each identity's median) | absolute
     workers: int = 0
 
@@ -161,10 +163,10 @@ class Swapper:
             raise UserError(f"--direction {options.direction!r} is unknown; use a2b or b2a.")
         for value, allowed, name in ((options.mask, convert.MASK_SOURCES, "--mask"),
                                      (options.color, convert.COLOR_MODES, "--color"),
-                                     (options.detector, DETECTORS, "--detector"),
                                      (options.pose, tuple(RETARGETING), "--pose")):
             if value not in allowed:
                 raise UserError(f"{name} {value!r} is unknown; choose one of {', '.join(allowed)}.")
+        parse_face_detector(options.detector, "--detector")
         self.model, self.options = model, options
         target = DIRECTIONS[options.direction]
         generator = model.generator
@@ -300,9 +302,7 @@ def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=No
                          "config_hash": model.config_hash, "arch": model.config.model.arch,
                          "cond_window": swapper.driver.window if swapper.driver else 0},
                "options": asdict(o), "provenance": tag, "video": info.as_dict(), "frames": records}
-    tmp = sidecar_path.with_name(f".{sidecar_path.name}.partial")
-    tmp.write_text(dumps(sidecar))
-    os.replace(tmp, sidecar_path)
+    write_text(sidecar_path, dumps(sidecar))
     return {"output": str(output), "masks": str(masks_path), "sidecar": str(sidecar_path), "frames": len(records),
             "frames_swapped": swapped, "frames_passed_through": len(records) - swapped,
             "faces_from": "alignments" if stored else "live detection",
@@ -318,7 +318,7 @@ def swap(inputs: Path, output: Path, model_dir: Path, options: SwapOptions = Swa
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot write {output} ({exc.strerror}); choose a writable output path.") from None
-    model = load_trained(model_dir)
+    model = load_trained(model_dir, "swap")
     swapper = Swapper(model, options)
     if videos:
         if len(videos) > 1 or images:
@@ -362,8 +362,7 @@ def swap_images(swapper: Swapper, images: list[Path], inputs: Path, output: Path
         records.append({"source": str(path), "output": str(target), "manipulated": bool(boxes),
                         "faces": [{"box": b} for b in boxes]})
     sidecar = (output.with_suffix(".json") if single else output / "swap.json")
-    sidecar.parent.mkdir(parents=True, exist_ok=True)
-    sidecar.write_text(dumps({"direction": o.direction, "provenance": tag, "images": records}))
+    write_text(sidecar, dumps({"direction": o.direction, "provenance": tag, "images": records}))
     swapped = sum(r["manipulated"] for r in records)
     return {"output": str(output), "sidecar": str(sidecar), "images": len(records), "images_swapped": swapped,
             "images_passed_through": len(records) - swapped}

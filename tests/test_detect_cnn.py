@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from detect.cnn import CNN_DETECTORS, CNNDetector, cnn_config
+from detect.cnn import CNNDetector, cnn_config
+from detect.detectors.cnn import CNN_DETECTORS
 from detect.evaluate import frame_metrics
 from dfjax.faces.align import template_points
 

@@ -14,6 +14,7 @@ from detect.datasets import VideoItem
 from dfjax import media
 from dfjax.data.synthetic import synthesize
 from dfjax.errors import UserError
+from dfjax.faces.detect import face_detector_choices
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +155,7 @@ def test_face_detector_unknown_and_cache_paths(tmp_path):
                  lambda: datasets.extract_crops(item, k=2, size=32, face_detector="HOG")):
         with pytest.raises(UserError, match="choose hog, cnn or hog,cnn"):
             call()
-    paths = {choice: datasets._cache_path(tmp_path, blank, 2, 32, 1.3, choice) for choice in datasets.FACE_DETECTORS}
+    paths = {choice: datasets._cache_path(tmp_path, blank, 2, 32, 1.3, choice) for choice in face_detector_choices()}
     assert len(set(paths.values())) == 3
     for choice in ("hog", "hog,cnn"):  # a stub detector that finds nothing: each choice caches its own file
         with pytest.raises(UserError, match="no faces found"):

@@ -16,7 +16,7 @@ from detect.evaluate import (aggregate, equal_error_rate, frame_metrics, mean_st
                              summarize, video_metrics, video_scores)
 from detect.report import write_report
 from detect.registry import DETECTORS
-from detect.spectral import DCTDetector, SpectralDetector, azimuthal_profile, dct_features
+from detect.detectors.spectral import DCTDetector, SpectralDetector, azimuthal_profile, dct_features
 from dfjax.errors import UserError
 
 # ---------------------------------------------------------------- metrics on hand-made cases
@@ -140,7 +140,7 @@ def test_feature_shapes():
 @pytest.mark.parametrize("name", ["spectral", "dct"])
 def test_detectors_find_upconvolution(name, upconv_task):
     xtr, ytr, xte, yte = upconv_task
-    det = DETECTORS[name]().fit(xtr, ytr)
+    det = DETECTORS.get(name)().fit(xtr, ytr)
     assert det.name == name
     s = det.score(xte)
     assert s.shape == (len(yte),) and np.all((s >= 0) & (s <= 1))
@@ -215,7 +215,7 @@ def test_mean_std_and_aggregate():
 
 
 def test_seeds_give_mean_and_std(two_method_splits, monkeypatch):
-    monkeypatch.setitem(registry.DETECTORS, "subsampled", SubsampledSpectral)
+    monkeypatch.setitem(registry.DETECTORS._items, "subsampled", SubsampledSpectral)  # registered for this test only
     d = two_method_splits
     specs = {"subsampled": ("subsampled", None), "spectral": ("spectral", None)}
     trained = protocol.train_all(specs, d["train"], d["val"], [0, 1, 2])
@@ -303,3 +303,61 @@ def test_write_report(tmp_path, two_method_splits, trained_pair):
     png = (out / "roc_spectral.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert paths["json"] == out / "report.json"
+
+
+# ---------------------------------------------------------------- saving without pickle
+
+
+@pytest.mark.parametrize("name", ["spectral", "dct"])
+def test_feature_detectors_save_arrays_and_json_and_score_the_same(name, upconv_task, tmp_path):
+    xtr, ytr, xte, _ = upconv_task
+    det = DETECTORS.get(name)().fit(xtr, ytr)
+    det.save(tmp_path / name)
+    assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["settings.json", "weights.npz"]
+    loaded = DETECTORS.get(name).load(tmp_path / name)
+    assert type(loaded) is type(det) and loaded.settings() == det.settings()
+    np.testing.assert_array_equal(loaded.score(xte), det.score(xte))
+    other = {"spectral": DCTDetector, "dct": SpectralDetector}[name]
+    with pytest.raises(UserError, match=f"holds no saved {other.name} detector"):
+        other.load(tmp_path / name)  # another detector's folder is refused
+
+
+class _MakesMarker:
+    """Unpickling this creates `marker`: what a crafted pickle in a checkpoint folder could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_crafted_pickles_in_a_checkpoint_are_never_unpickled(tmp_path):
+    import pickle
+
+    from detect import run
+
+    marker = tmp_path / "code_ran"
+    ckpt = tmp_path / "checkpoints" / "spectral" / "seed_0"
+    ckpt.mkdir(parents=True)
+    (ckpt / protocol.CHECKPOINT_META).write_text(json.dumps(
+        {"detector": "spectral", "class": "detect.detectors.spectral:SpectralDetector", "seed": 0}))
+    for name in ("model.joblib", "model.pkl"):
+        (ckpt / name).write_bytes(pickle.dumps(_MakesMarker(marker)))
+    (ckpt / "settings.json").write_text(json.dumps({"detector": "spectral", "settings": {}}))
+    with open(ckpt / "weights.npz", "wb") as f:  # an object array: np.savez pickles it
+        np.savez(f, mean=np.array([_MakesMarker(marker)], dtype=object), scale=np.ones(1), coef=np.ones(1),
+                 intercept=np.zeros(1))
+
+    def detect_eval(**kwargs):
+        return run.detect_eval([tmp_path / "none.csv"], [tmp_path / "none.csv"], ["spectral"], tmp_path / "out",
+                               checkpoint=tmp_path / "checkpoints", **kwargs)
+
+    with pytest.raises(UserError, match="holds no saved spectral detector"):
+        detect_eval()
+    assert not marker.exists()
+    # a record naming a detector the registry lacks (or code to import) is refused in one sentence
+    (ckpt / protocol.CHECKPOINT_META).write_text(json.dumps({"detector": "os:system", "seed": 0, "label": "spectral"}))
+    with pytest.raises(UserError, match="named 'os:system', which this dfjax does not have") as error:
+        detect_eval()
+    assert str(error.value).count(". ") == 0 and not marker.exists()

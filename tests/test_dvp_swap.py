@@ -17,8 +17,8 @@ from dfjax.data.augment import AugmentConfig, augment_batch, target_geometry
 from dfjax.data.controls import causal_windows, face_controls, move_controls, render_window
 from dfjax.data.faceset import FaceSet
 from dfjax.models.autoencoder import FaceSwapAE, count_params, param_count
-from dfjax.state import abstract_state, load_trained
-from dfjax.train import train_and_evaluate
+from dfjax.training.core import abstract_state, load_trained
+from dfjax.training.core import train
 from tests.test_train import final_params, losses_of
 
 STEPS = 6
@@ -50,7 +50,7 @@ def sets(synth) -> tuple[Path, Path]:
 def dvp_run(tmp_path_factory, sets) -> Path:
     """A conditioned tiny model trained STEPS steps (checkpoints every 3)."""
     workdir = tmp_path_factory.mktemp("dvp_run")
-    train_and_evaluate(dvp_config(sets, STEPS), workdir)
+    train(dvp_config(sets, STEPS), workdir)
     return workdir
 
 
@@ -61,11 +61,11 @@ def test_branch_off_is_exactly_the_plain_model(sets):
     plain = abstract_state(apply_overrides(load_config("configs/swap.py:tiny"), ["model.tiny_res=32"]))
     off = abstract_state(dvp_config(sets, 1, **{"model.cond_window": 0}))
     on = abstract_state(dvp_config(sets, 1))
-    assert count_params(off["params"]) == count_params(plain["params"])
-    assert jax.tree.structure(off["params"]) == jax.tree.structure(plain["params"])
+    assert count_params(off.params) == count_params(plain.params)
+    assert jax.tree.structure(off.params) == jax.tree.structure(plain.params)
     assert param_count("tiny", cond_channels=0) == param_count("tiny") == 1_481_448
-    assert count_params(on["params"]) > count_params(plain["params"]) + 100_000
-    assert "cond_encoder" in on["params"] and "face_cond2" in on["params"]["decoder_b"]
+    assert count_params(on.params) > count_params(plain.params) + 100_000
+    assert "cond_encoder" in on.params and "face_cond2" in on.params["decoder_b"]
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +186,7 @@ def test_training_with_the_branch_learns_and_resumes_exactly(tmp_path, dvp_run, 
     shutil.rmtree(split / "checkpoints" / str(STEPS))
     lines = (split / "metrics.jsonl").read_text().splitlines()
     (split / "metrics.jsonl").write_text("\n".join(lines[:3]) + "\n")
-    summary = train_and_evaluate(dvp_config(sets, STEPS), split)
+    summary = train(dvp_config(sets, STEPS), split)
     assert summary["steps_run"] == STEPS - 3
     np.testing.assert_allclose(losses_of(split), losses, rtol=1e-5)
     for a, b in zip(jax.tree.leaves(final_params(dvp_run)), jax.tree.leaves(final_params(split))):

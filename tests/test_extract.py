@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 from dfjax import media
 from dfjax.cli import app
 from dfjax.data.faceset import FaceSet, load_alignments
-from dfjax.extract import ExtractOptions, extract
+from dfjax.extract import extract
 from dfjax.faces.align import template_points, transform_points
 from dfjax.faces.identity import FaceEncoder, distance
+from dfjax.faces.pipeline import ExtractOptions
 from tests.conftest import PAN_PX, shared
 
 runner = CliRunner()
@@ -61,7 +62,7 @@ def test_identity_picks_the_requested_person(tmp_path):
     chosen = FaceSet(tmp_path / "fs").meta[0]
     image = media.read_image(pair)
     encoder = FaceEncoder()
-    from dfjax.extract import identity_descriptor
+    from dfjax.faces.pipeline import identity_descriptor
 
     face = encoder(image, np.asarray(chosen["landmarks"], np.float32), chosen["box"])
     assert distance(face, identity_descriptor(biden)) < distance(face, identity_descriptor(obama))

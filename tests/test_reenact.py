@@ -13,7 +13,7 @@ from dfjax import media
 from dfjax.cli import app
 from dfjax.config import apply_overrides, load_config
 from dfjax.data.synthetic import synthesize
-from dfjax.reenact_train import train_and_evaluate
+from dfjax.training.core import train
 
 runner = CliRunner()
 
@@ -27,7 +27,7 @@ def target_set(tmp_path_factory) -> Path:
 
 def tiny_config(target: Path, steps: int, **extra):
     overrides = [f"data.a='{target}'", "model.res=32", "model.depth=3", "model.features=16", "gan.n_layers=2",
-                 "train.batch=8", "data.holdout=0.25", f"train.steps={steps}", "log.every=1",
+                 "train.batch_per_side=8", "data.holdout=0.25", f"train.steps={steps}", "log.every=1",
                  "log.preview_every=100", "log.checkpoint_every=100"]
     return apply_overrides(load_config("configs/reenact.py:tiny"), overrides + [f"{k}={v}" for k, v in extra.items()])
 
@@ -35,7 +35,7 @@ def tiny_config(target: Path, steps: int, **extra):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, target_set) -> Path:
     workdir = tmp_path_factory.mktemp("reenactor")
-    summary = train_and_evaluate(tiny_config(target_set, 250, **{"train.lr": 1e-3}), workdir)
+    summary = train(tiny_config(target_set, 250, **{"train.lr": 1e-3}), workdir)
     assert summary["step"] == 250 and summary["faces_held_out"] == 24
     return workdir
 
@@ -66,9 +66,9 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, target_set, trained):
     import jax
 
     lr = {"train.lr": 1e-3}  # as the `trained` fixture: the runs share its compiled step
-    train_and_evaluate(tiny_config(target_set, 6, **lr), tmp_path / "straight")
-    train_and_evaluate(tiny_config(target_set, 3, **lr), tmp_path / "resumed")
-    summary = train_and_evaluate(tiny_config(target_set, 6, **lr), tmp_path / "resumed")
+    train(tiny_config(target_set, 6, **lr), tmp_path / "straight")
+    train(tiny_config(target_set, 3, **lr), tmp_path / "resumed")
+    summary = train(tiny_config(target_set, 6, **lr), tmp_path / "resumed")
     assert summary["steps_run"] == 3
     straight, resumed = _params(tmp_path / "straight"), _params(tmp_path / "resumed")
     for key in ("params", "ema", "d_params"):

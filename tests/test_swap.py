@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from dfjax import media
 from dfjax.cli import app
 from dfjax.swap import SwapOptions, swap
-from dfjax.train import train_and_evaluate
+from dfjax.training.core import train
 from tests.conftest import shared
 from tests.test_train import tiny_config
 
@@ -33,7 +33,7 @@ def synth_dir(tmp_path_factory) -> Path:
 def model_dir(tmp_path_factory, synth_dir) -> Path:
     workdir = tmp_path_factory.mktemp("swap_model")
     sets = (synth_dir / "facesets" / "a", synth_dir / "facesets" / "b")
-    train_and_evaluate(tiny_config(sets, 20), workdir)
+    train(tiny_config(sets, 20), workdir)
     return workdir
 
 
@@ -90,7 +90,8 @@ def test_image_swap_carries_provenance(tmp_path, astronaut_png, model_dir):
 
 
 def test_faces_can_come_from_the_extraction_alignments(tmp_path, synth_dir, model_dir):
-    from dfjax.extract import ExtractOptions, extract
+    from dfjax.extract import extract
+    from dfjax.faces.pipeline import ExtractOptions
 
     source = synth_dir / "videos" / "a.mp4"
     extracted = extract([source], tmp_path / "fs", ExtractOptions(size=64, workers=1))

@@ -19,7 +19,7 @@ from dfjax.cli import app
 from dfjax.config import apply_overrides, load_config
 from dfjax.data.synthetic import synthesize
 from dfjax.errors import UserError
-from dfjax.train import train_and_evaluate
+from dfjax.training.core import train
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def losses_of(workdir: Path) -> list[float]:
 
 
 def test_loss_falls_and_previews_are_written(tmp_path, tiny_sets):
-    summary = train_and_evaluate(tiny_config(tiny_sets, 60, **{"train.lr": 1e-3}), tmp_path)
+    summary = train(tiny_config(tiny_sets, 60, **{"train.lr": 1e-3}), tmp_path)
     losses = losses_of(tmp_path)
     assert summary["step"] == 60 and len(losses) == 60
     assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:5])
@@ -68,9 +68,9 @@ def test_loss_falls_and_previews_are_written(tmp_path, tiny_sets):
 
 def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, tiny_sets):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    train_and_evaluate(tiny_config(tiny_sets, 10), straight)
-    train_and_evaluate(tiny_config(tiny_sets, 5), split)
-    summary = train_and_evaluate(tiny_config(tiny_sets, 10), split)
+    train(tiny_config(tiny_sets, 10), straight)
+    train(tiny_config(tiny_sets, 5), split)
+    summary = train(tiny_config(tiny_sets, 10), split)
     assert summary["steps_run"] == 5
     np.testing.assert_allclose(losses_of(split), losses_of(straight), rtol=1e-5)
     for a, b in zip(jax.tree.leaves(final_params(straight)), jax.tree.leaves(final_params(split))):
@@ -97,7 +97,7 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path, tiny_sets):
 
 def test_gan_with_spectral_norm_trains_both_players(tmp_path, tiny_sets):
     config = tiny_config(tiny_sets, 3, **{"gan.enabled": True, "gan.features": 8, "gan.n_layers": 2})
-    train_and_evaluate(config, tmp_path)
+    train(config, tmp_path)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_adv_a"]) for r in records)
     assert records[-1]["bad_steps"] == 0
@@ -111,20 +111,20 @@ def test_perceptual_loss_reads_the_named_weights_file(tmp_path, tiny_sets):
     np.savez(weights, **{f"{n}/{p}": rng.standard_normal(shape, dtype=np.float32) * 0.05
                          for n, (k, b) in losses._vgg16_shapes().items() for p, shape in (("kernel", k), ("bias", b))})
     with_vgg = tiny_config(tiny_sets, 2, **{"loss.perceptual": 0.5, "loss.vgg16_weights": f"'{weights}'"})
-    train_and_evaluate(with_vgg, tmp_path / "vgg")
-    plain = train_and_evaluate(tiny_config(tiny_sets, 2), tmp_path / "plain")
+    train(with_vgg, tmp_path / "vgg")
+    plain = train(tiny_config(tiny_sets, 2), tmp_path / "plain")
     assert losses_of(tmp_path / "vgg")[0] > losses_of(tmp_path / "plain")[0]  # the VGG term is counted
     missing = tiny_config(tiny_sets, 2, **{"loss.perceptual": 0.5, "loss.vgg16_weights": f"'{tmp_path / 'no.h5'}'"})
     with pytest.raises(UserError, match="no.h5"):
-        train_and_evaluate(missing, tmp_path / "missing")
+        train(missing, tmp_path / "missing")
     assert plain["step"] == 2
 
 
 def test_streaming_from_host_trains_and_resumes_exactly(tmp_path, tiny_sets):
     config = lambda steps: tiny_config(tiny_sets, steps, **{"data.on_device": False})
-    train_and_evaluate(config(6), tmp_path / "straight")
-    train_and_evaluate(config(3), tmp_path / "split")
-    train_and_evaluate(config(6), tmp_path / "split")
+    train(config(6), tmp_path / "straight")
+    train(config(3), tmp_path / "split")
+    train(config(6), tmp_path / "split")
     np.testing.assert_allclose(losses_of(tmp_path / "split"), losses_of(tmp_path / "straight"), rtol=1e-5)
     assert (tmp_path / "split" / "cache" / "maps_a.npy").exists()
 
@@ -132,7 +132,7 @@ def test_streaming_from_host_trains_and_resumes_exactly(tmp_path, tiny_sets):
 def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path, tiny_sets):
     config = tiny_config(tiny_sets, 50, **{"train.lr": 1e38, "train.grad_clip": 0.0, "train.nan_patience": 3})
     with pytest.raises(UserError, match="non-finite"):
-        train_and_evaluate(config, tmp_path)
+        train(config, tmp_path)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["bad_steps"] >= 3 and len(records) < 50
 
@@ -140,10 +140,10 @@ def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path, tiny_sets):
 # ----------------------------------------------------------------------------- bad input
 
 def test_checkpoint_of_another_model_is_refused(tmp_path, tiny_sets):
-    train_and_evaluate(tiny_config(tiny_sets, 1), tmp_path)
+    train(tiny_config(tiny_sets, 1), tmp_path)
     other = tiny_config(tiny_sets, 2, **{"model.tiny_res": 48})
     with pytest.raises(UserError, match="different model"):
-        train_and_evaluate(other, tmp_path)
+        train(other, tmp_path)
 
 
 def test_cli_refuses_missing_faceset_and_unwritable_workdir(tmp_path, tiny_sets):
@@ -163,9 +163,9 @@ def test_cli_refuses_missing_faceset_and_unwritable_workdir(tmp_path, tiny_sets)
 STEP_SCRIPT = """
 import sys, numpy as np, jax
 from tests.test_train import final_params, tiny_config
-from dfjax.train import train_and_evaluate
+from dfjax.training.core import train
 a, b, out = sys.argv[1:4]
-summary = train_and_evaluate(tiny_config((a, b), 3, **{"train.batch_per_side": 8}), out)
+summary = train(tiny_config((a, b), 3, **{"train.batch_per_side": 8}), out)
 np.savez(out + "/params.npz", *[np.asarray(x) for x in jax.tree.leaves(final_params(out))])
 print("DEVICES", summary["devices"])
 """

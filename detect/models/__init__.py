@@ -1,10 +1,15 @@
-"""Flax Linen CNN detectors: MesoNet (Meso-4, MesoInception-4) and an Xception-style network.
+"""Flax Linen CNN architectures for deepfake detection, by name: `CNN_MODELS`.
 
 Every model maps images NHWC in [0, 1] to one float32 logit per image (higher = more fake) and
-takes `train` to switch dropout and batch-norm statistics, so they share one training loop.
+takes `train` to switch dropout and batch-norm statistics, so one trainer (`detect.cnn.CNNDetector`)
+trains them all. A module of this package files each model with `@CNN_MODELS.register("name")`;
+the registry imports every module here when first read, and every model it holds is also a deepfake
+detector of the same name (detect/detectors/cnn.py), configured by configs/detect_NAME.py.
 """
 
-from detect.models.meso import Meso4, MesoInception4
-from detect.models.xception import Xception
+from dfjax.registry import Registry
 
-MODELS = {"meso4": Meso4, "mesoinception4": MesoInception4, "xception": Xception}
+CNN_MODELS = Registry("CNN detector architecture", discover="detect.models")
+
+# By name, as detect/cnn.py reads them (`MODELS[arch]`, `tuple(MODELS)`); goes once it uses CNN_MODELS.
+MODELS = dict(CNN_MODELS.items())

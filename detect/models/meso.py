@@ -20,6 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from detect.models import CNN_MODELS
+
 Dtype = Any
 
 
@@ -54,6 +56,7 @@ class _MesoBase(nn.Module):
         return jnp.concatenate(branches, axis=-1)
 
 
+@CNN_MODELS.register("meso4")
 class Meso4(_MesoBase):
     """Images (B, H, W, 3) in [0, 1] -> (B,) float32 logits."""
 
@@ -65,6 +68,7 @@ class Meso4(_MesoBase):
         return self._head(x, train)
 
 
+@CNN_MODELS.register("mesoinception4")
 class MesoInception4(_MesoBase):
     """Images (B, H, W, 3) in [0, 1] -> (B,) float32 logits."""
 

@@ -18,12 +18,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from detect.models import CNN_MODELS
+
 Dtype = Any
 ENTRY = (32, 64)
 BLOCKS = (128, 256, 728)
 EXIT = (1024, 1536, 2048)
 
 
+@CNN_MODELS.register("xception")
 class Xception(nn.Module):
     """Images (B, H, W, 3) in [0, 1] -> (B,) float32 logits."""
 

@@ -1,6 +1,6 @@
 """The on-disk face set: aligned crops, masks and per-face metadata, plus per-video alignments.
 
-Layout of a face-set folder (DESIGN.md, data flow step 2):
+Layout of a face-set folder:
 
     faceset.json      size, face type, coverage, mask kind, count, dfjax version
     faces.npy         uint8 (N, S, S, 3), opened with mmap
@@ -10,35 +10,23 @@ Layout of a face-set folder (DESIGN.md, data flow step 2):
     alignments/       one JSON file per source video, faces keyed by frame index, so `swap`
                       can reuse the extraction instead of finding faces again
 
-The writer builds everything in a hidden temporary folder and renames it when closed without
-error, so an interrupted extraction never leaves a face set that looks finished.
+The writer builds everything in a hidden temporary folder (dfjax.io.atomic_dir) and renames it
+when closed without error, so an interrupted extraction never leaves a face set that looks finished.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from dfjax import __version__
 from dfjax.errors import UserError
+from dfjax.io import atomic_dir, dumps, write_json, write_text
 
 _CHUNK = 512
-
-
-def _json_default(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
-def dumps(obj) -> str:
-    """Compact JSON that accepts numpy arrays and scalars."""
-    return json.dumps(obj, default=_json_default, separators=(",", ":"))
 
 
 class FaceSetWriter:
@@ -50,11 +38,12 @@ class FaceSetWriter:
         if self.path.exists() and any(self.path.iterdir()) and not overwrite:
             raise UserError(f"{self.path} already exists and is not empty; "
                             "choose another output folder or pass --overwrite.")
-        self._tmp = self.path.with_name(f".{self.path.name}.partial")
+        self._folder = contextlib.ExitStack()  # closing it renames the finished folder into place
         try:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            (self._tmp / "alignments").mkdir(parents=True)
+            self._tmp = self._folder.enter_context(atomic_dir(self.path, overwrite=True))
+            (self._tmp / "alignments").mkdir()
         except OSError as exc:
+            self._folder.__exit__(type(exc), exc, exc.__traceback__)
             raise UserError(f"cannot write {self.path} ({exc.strerror}); choose a writable folder.") from None
         self.info = {"size": size, "face_type": face_type, "coverage": coverage,
                      "mask_kind": mask_kind, "dfjax_version": __version__, **(extra or {})}
@@ -88,7 +77,7 @@ class FaceSetWriter:
         target = self._tmp / "alignments" / f"{name}.json"
         payload = {"source": str(source), "video": video_info,
                    "faces": {str(k): v for k, v in sorted(frames.items())}}
-        target.write_text(dumps(payload))
+        write_text(target, dumps(payload))
         return self.path / "alignments" / target.name
 
     def _flush(self) -> None:
@@ -115,14 +104,14 @@ class FaceSetWriter:
             chunk.unlink()
         faces.flush(), masks.flush()
         del faces, masks
-        (self._tmp / "faceset.json").write_text(json.dumps({**self.info, "count": self.count}, indent=1))
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        self._tmp.rename(self.path)
+        write_json(self._tmp / "faceset.json", {**self.info, "count": self.count}, indent=1)
+        self._folder.close()
 
-    def abort(self) -> None:
+    def abort(self, exc: BaseException | None = None) -> None:
+        """Remove the temporary folder; the destination stays as it was."""
         self._meta.close()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        exc = exc or RuntimeError("face set aborted")
+        self._folder.__exit__(type(exc), exc, exc.__traceback__)
 
     def __enter__(self) -> "FaceSetWriter":
         return self
@@ -131,7 +120,7 @@ class FaceSetWriter:
         if exc_type is None:
             self._finish()
         else:
-            self.abort()
+            self.abort(exc)
 
 
 class FaceSet:

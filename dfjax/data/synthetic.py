@@ -26,6 +26,7 @@ from dfjax.data.synth_render import (FrameState, GroundTruth, neutral_state, ren
 from dfjax.errors import UserError
 from dfjax.faces.align import alignment_matrix, warp_face
 from dfjax.faces.quality import blur_score
+from dfjax.io import atomic_write
 
 __all__ = ["IDENTITIES", "Identity", "FrameState", "GroundTruth", "get_identity", "make_identity",
            "neutral_state", "render_frame", "render_swap", "render_video", "sample_states", "synthesize"]
@@ -66,11 +67,7 @@ def save_truth(path: str | Path, truths: list[GroundTruth], **info) -> None:
                "translation", "focal")}
     arrays["masks"] = np.stack([t.mask for t in truths])
     arrays.update({k: np.asarray(v) for k, v in info.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = media.partial_path(path)
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    tmp.replace(path)
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def _ear(eye: np.ndarray) -> float:

@@ -1,5 +1,10 @@
-"""Face detection: dlib's HOG frontal detector (default), its MMOD CNN, or HOG with the CNN where HOG
-finds nothing ("hog,cnn"), on a downscaled copy.
+"""Face detectors by name, and `FaceDetector`, which runs one or a chain of them on a downscaled copy.
+
+`FACE_DETECTORS` holds the detectors, each registered where it is defined: dlib's HOG frontal
+detector ("hog", the default: fast on a CPU) and dlib's MMOD CNN ("cnn": several times slower, but it
+finds dark, low-contrast and turned faces HOG misses). A spec names one detector or a chain such as
+"hog,cnn", in which each detector runs only where the ones before it found no face. A new detector is
+one registered function returning a `Stage`.
 
 Detecting on a copy whose long side is at most `max_side` pixels and mapping the boxes back is the
 main reason extraction runs several times faster than full-resolution detection; faces smaller
@@ -9,12 +14,77 @@ than about 80 px in the downscaled copy are then found only with `upsample`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Collection
 
 import cv2
 import dlib
 import numpy as np
 
-DETECTORS = ("hog", "cnn", "hog,cnn")  # "hog,cnn": the CNN only on images where HOG finds no face
+from dfjax.errors import UserError
+from dfjax.registry import Registry
+
+FACE_DETECTORS = Registry("face detector")
+DEFAULT_FACE_DETECTOR = "hog"
+
+# A loaded detector: (RGB uint8 image, dlib upsampling steps) -> [(box [x0, y0, x1, y1] float32, score)]
+Stage = Callable[[np.ndarray, int], list[tuple[np.ndarray, float]]]
+
+
+def _box(rect) -> np.ndarray:
+    return np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], np.float32)
+
+
+@FACE_DETECTORS.register("hog")
+def hog() -> Stage:
+    """dlib's HOG frontal face detector (DeepfakeBench's too)."""
+    detector = dlib.get_frontal_face_detector()
+
+    def run(image: np.ndarray, upsample: int) -> list[tuple[np.ndarray, float]]:
+        rects, scores, _ = detector.run(image, upsample, 0.0)
+        return [(_box(r), float(s)) for r, s in zip(rects, scores)]
+
+    return run
+
+
+@FACE_DETECTORS.register("cnn")
+def cnn() -> Stage:
+    """dlib's MMOD CNN face detector (its model file comes with face_recognition_models)."""
+    import face_recognition_models  # the model files (100 MB); imported where a model is loaded
+
+    detector = dlib.cnn_face_detection_model_v1(face_recognition_models.cnn_face_detector_model_location())
+
+    def run(image: np.ndarray, upsample: int) -> list[tuple[np.ndarray, float]]:
+        return [(_box(d.rect), float(d.confidence)) for d in detector(image, upsample)]
+
+    return run
+
+
+def face_detector_choices() -> list[str]:
+    """The specs offered to users: each detector (the default first), then the chain of all of them."""
+    names = [DEFAULT_FACE_DETECTOR] + [n for n in FACE_DETECTORS.names() if n != DEFAULT_FACE_DETECTOR]
+    return names + ([",".join(names)] if len(names) > 1 else [])
+
+
+def _choose() -> str:
+    *first, last = face_detector_choices()
+    listed = f"{', '.join(first)} or {last}" if first else last
+    return f"choose {listed} (in a chain each detector runs only where the ones before it found no face)"
+
+
+def parse_face_detector(spec: str, option: str = "--detector") -> tuple[str, ...]:
+    """The detector names of a spec such as "hog" or "hog,cnn", in the order they run.
+
+    An unknown or repeated name is a UserError naming `option` (the setting the spec came from) and
+    the choices.
+    """
+    names = tuple(str(spec).split(","))
+    unknown = [name for name in names if name not in FACE_DETECTORS]
+    if unknown:
+        raise UserError(f"{option} {spec!r} names an unknown face detector {unknown[0]!r}; {_choose()}.")
+    repeated = [name for i, name in enumerate(names) if name in names[:i]]
+    if repeated:
+        raise UserError(f"{option} {spec!r} names the face detector {repeated[0]!r} twice; {_choose()}.")
+    return names
 
 
 @dataclass(frozen=True)
@@ -28,30 +98,25 @@ class Detection:
 
 
 class FaceDetector:
-    """Finds face boxes in RGB images; boxes come back in the input image's coordinates."""
+    """Finds face boxes in RGB images; boxes come back in the input image's coordinates.
 
-    def __init__(self, kind: str = "hog", max_side: int = 640, upsample: int = 0):
-        if kind not in DETECTORS:
-            raise ValueError(f"unknown detector {kind!r}; choose one of {DETECTORS}")
+    kind: a spec of FACE_DETECTORS names ("hog", "cnn", "hog,cnn"). retry_upsampled: detectors that,
+    finding nothing, try once more with one more step of upsampling before the next one runs
+    (DeepfakeBench retries HOG this way; the CNN is not worth four times its cost).
+    """
+
+    def __init__(self, kind: str = DEFAULT_FACE_DETECTOR, max_side: int = 640, upsample: int = 0,
+                 retry_upsampled: Collection[str] = ()):
         self.kind, self.max_side, self.upsample = kind, max_side, upsample
-        self._stages = kind.split(",")
-        if "hog" in self._stages:
-            self._hog = dlib.get_frontal_face_detector()
-        if "cnn" in self._stages:
-            import face_recognition_models  # the model files (100 MB); imported where a model is loaded
-            self._cnn = dlib.cnn_face_detection_model_v1(face_recognition_models.cnn_face_detector_model_location())
+        self._stages = [(FACE_DETECTORS.get(name)(), name in retry_upsampled)
+                        for name in parse_face_detector(kind, "kind")]
 
     def _run(self, image: np.ndarray, upsample: int) -> list[Detection]:
-        for stage in self._stages:  # the next stage only where the previous one found nothing
-            if stage == "hog":
-                rects, scores, _ = self._hog.run(image, upsample, 0.0)
-                pairs = list(zip(rects, scores))
-            else:
-                pairs = [(d.rect, d.confidence) for d in self._cnn(image, upsample)]
+        for stage, retry in self._stages:  # the next stage only where the previous one found nothing
+            pairs = stage(image, upsample) or (stage(image, upsample + 1) if retry else [])
             if pairs:
                 break
-        return [Detection(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32), float(s))
-                for r, s in pairs]
+        return [Detection(box, score) for box, score in pairs]
 
     def __call__(self, image: np.ndarray, max_side: int | None = None, upsample: int | None = None) -> list[Detection]:
         max_side = self.max_side if max_side is None else max_side

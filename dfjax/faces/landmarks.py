@@ -44,7 +44,7 @@ def box_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
     """The box dlib's HOG detector would give for these landmarks (used to track between detections).
 
     dlib's detector boxes start a little left of and above the landmark extent and end above the
-    chin; the offsets were measured on the FaceForensics++ presenters in ../shared/data.
+    chin; the offsets were measured on FaceForensics++ presenter videos.
     """
     x0, y0 = landmarks.min(0)
     x1, y1 = landmarks.max(0)

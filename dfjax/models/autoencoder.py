@@ -1,6 +1,7 @@
 """The face-swap autoencoder: one shared encoder, one decoder per identity (faceswap / DeepFaceLab).
 
-Architectures (layer specs in shared/BENCHMARKS.md, PyTorch peer in shared/peers/torch_faceswap.py):
+Architectures, registered by name in `ARCHITECTURES` (layer for layer as the reference networks that
+benchmarks/train.py times against a PyTorch peer):
 
 - "original": faceswap's Original, 64 px, 94,455,560 parameters.
 - "sae128", "sae256": faceswap's DFL-SAE (df layout, encoder_dims 42, decoder_dims 21, ae_dims 512),
@@ -43,10 +44,12 @@ import flax.linen as nn
 from dfjax.models.attention import SelfAttention
 from dfjax.models.blocks import Conv, Residual, Upscale
 from dfjax.models.modulation import ConditionEncoder, Modulation, condition_widths
+from dfjax.registry import Registry
 
 Dtype = Any
 
-ARCHITECTURES = ("tiny", "original", "sae128", "sae256", "liae_tiny")
+# name -> (tiny_res) -> _Spec; a new architecture is a module in dfjax/models registering its spec
+ARCHITECTURES = Registry("swap architecture", discover="dfjax.models")
 SIDES = ("a", "b")
 
 
@@ -63,17 +66,41 @@ class _Spec:
     liae: bool = False
 
 
+@ARCHITECTURES.register("original")
+def _original(tiny_res: int) -> _Spec:
+    return _Spec(64, 128, 1024, 1024, 512, "original", (256, 128, 64), (256, 128, 64))
+
+
+@ARCHITECTURES.register("sae128")
+def _sae128(tiny_res: int) -> _Spec:
+    return _Spec(128, 126, 512, 512, 512, "sae", (504, 252, 126), (168, 84, 42))
+
+
+@ARCHITECTURES.register("sae256")
+def _sae256(tiny_res: int) -> _Spec:
+    return _Spec(256, 126, 512, 512, 512, "sae", (504, 252, 126), (168, 84, 42))
+
+
+def _tiny_spec(tiny_res: int, liae: bool) -> _Spec:
+    if tiny_res % 16 or tiny_res < 16:
+        raise ValueError(f"tiny_res must be a multiple of 16, got {tiny_res}")
+    return _Spec(tiny_res, 16, 128, 128, 64, "original", (32, 16, 8), (32, 16, 8), liae=liae)
+
+
+@ARCHITECTURES.register("tiny")
+def _tiny(tiny_res: int) -> _Spec:
+    return _tiny_spec(tiny_res, liae=False)
+
+
+@ARCHITECTURES.register("liae_tiny")
+def _liae_tiny(tiny_res: int) -> _Spec:
+    return _tiny_spec(tiny_res, liae=True)
+
+
 def _spec(arch: str, tiny_res: int = 64) -> _Spec:
-    if arch == "original":
-        return _Spec(64, 128, 1024, 1024, 512, "original", (256, 128, 64), (256, 128, 64))
-    if arch in ("sae128", "sae256"):
-        return _Spec(int(arch[3:]), 126, 512, 512, 512, "sae", (504, 252, 126), (168, 84, 42))
-    if arch in ("tiny", "liae_tiny"):
-        if tiny_res % 16 or tiny_res < 16:
-            raise ValueError(f"tiny_res must be a multiple of 16, got {tiny_res}")
-        return _Spec(tiny_res, 16, 128, 128, 64, "original", (32, 16, 8), (32, 16, 8),
-                     liae=arch == "liae_tiny")
-    raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES.names())}")
+    return ARCHITECTURES.get(arch)(tiny_res)
 
 
 def resolution(arch: str, tiny_res: int = 64) -> int:

@@ -1,7 +1,8 @@
 """Orbax checkpoints of the train state: keep-last-N, atomic, restored straight into its shardings.
 
 Orbax writes each step to a temporary folder and renames it when complete, so an interrupted save
-never looks like a checkpoint. A checkpoint whose tree does not match the config is a UserError.
+never looks like a checkpoint. A checkpoint stores the state's fields as a dict (`TrainState.to_dict`),
+so it can be read without dfjax. A checkpoint whose tree does not match the config is a UserError.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from dfjax.errors import UserError
+from dfjax.training.state import TrainState
 
 
 class Checkpointer:
@@ -26,14 +28,14 @@ class Checkpointer:
     def save(self, step: int, state, force: bool = False) -> None:
         if self._manager.latest_step() == step:
             return
-        self._manager.save(step, args=ocp.args.StandardSave(state), force=force)
+        self._manager.save(step, args=ocp.args.StandardSave(state.to_dict()), force=force)
 
-    def restore(self, abstract_state, shardings, step: int | None = None):
+    def restore(self, abstract_state: TrainState, shardings, step: int | None = None) -> TrainState:
         """Restore `step` (default: the latest) with the shapes, dtypes and shardings of `abstract_state`."""
         step = self._manager.latest_step() if step is None else step
         target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, shardings)
         try:
-            return self._manager.restore(step, args=ocp.args.StandardRestore(target))
+            return TrainState.from_dict(self._manager.restore(step, args=ocp.args.StandardRestore(target.to_dict())))
         except (ValueError, KeyError, TypeError) as exc:
             raise UserError(f"the checkpoint at {self.directory} does not fit this config "
                             f"({str(exc).splitlines()[0][:120]}); use the config it was trained with "

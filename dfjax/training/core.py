@@ -1,0 +1,218 @@
+"""`train(config, workdir)`: every trainer kind through one path, and `load_trained`, the one way a
+trained workdir of any kind is read back for inference.
+
+Setup (mesh, data, state created sharded or restored), the jitted step (dfjax.training.step), the
+loop (dfjax.training.loop) and the summary are the same for every kind; the trainer (picked by
+`config.trainer` from dfjax.training.trainer.TRAINERS) supplies models, data, batch and loss.
+Programs are compiled once per process for a config (a resume, a test, the demo reuse them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+
+from dfjax import io, parallel
+from dfjax.config import load_saved_config, save_config
+from dfjax.errors import UserError
+from dfjax.previews import write_preview
+from dfjax.training.checkpoint import Checkpointer
+from dfjax.training.loop import Hook, MetricsLog, run_loop
+from dfjax.training.state import TrainState, build_optimizer, new_state
+from dfjax.training.step import jit_step, make_step
+from dfjax.training.trainer import TRAINERS, Trainer
+
+# ----------------------------------------------------------------------------- the workdir
+
+
+def prepare_workdir(workdir: Path, config: ml_collections.ConfigDict) -> None:
+    """Make `workdir` (checking it is writable) and save the config; refuse a workdir of another model.
+
+    The saved config is compared before anything is written, so a refused run leaves the workdir as it was.
+    """
+    saved = workdir / "config.json"
+    if saved.exists():
+        try:
+            previous = io.read_json(saved)
+        except (OSError, ValueError):
+            previous = None
+        if previous is not None and (previous.get("trainer", "swap"), previous.get("model")) != \
+                (config.get("trainer"), json.loads(io.dumps(config.model.to_dict()))):
+            raise UserError(f"{workdir} holds a checkpoint of a different model ({previous.get('model')}); "
+                            "use a new --workdir or the same --config.")
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to workdir {workdir} ({exc.strerror}); choose a writable folder.") from None
+    if jax.process_index() == 0:
+        save_config(config, saved)
+
+
+# ----------------------------------------------------------------------------- compiled programs
+
+
+@dataclass
+class Programs:
+    trainer: Trainer          # the instance the step was traced with
+    abstract: TrainState      # shapes and dtypes of the state
+    state_sharding: Any
+    init: Any                 # jitted () -> TrainState, created sharded
+    step: Any                 # jitted (state, data) -> (state, metrics)
+
+
+_PROGRAMS: dict[str, Programs] = {}
+_UNTRACED = ("log", "config_spec")  # settings the compiled programs never read
+
+
+def _program_key(trainer: Trainer, mesh) -> str:
+    config = trainer.config.to_dict()
+    for name in _UNTRACED:
+        config.pop(name, None)
+    config.get("data", {}).pop("a", None), config.get("data", {}).pop("b", None)
+    config.get("train", {}).pop("nan_patience", None)
+    if config.get("train", {}).get("schedule", "constant") == "constant":
+        config["train"].pop("steps", None)  # then the step count is not part of the program
+    return json.dumps([config, trainer.compile_key(), str(mesh.devices.tolist())], sort_keys=True, default=str)
+
+
+def abstract_state(trainer: Trainer | ml_collections.ConfigDict) -> TrainState:
+    """Shapes and dtypes of the train state of a trainer, or of a config's trainer (no memory used)."""
+    if isinstance(trainer, ml_collections.ConfigDict):
+        trainer = TRAINERS.get(trainer.get("trainer", "swap"), "trainer")(trainer)
+    return jax.eval_shape(partial(initial_state, trainer))
+
+
+def initial_state(trainer: Trainer) -> TrainState:
+    config = trainer.config
+    key = jax.random.key(config.seed)
+    variables = trainer.init_variables(key)
+    optimizer = build_optimizer(config.train, config.train.lr)
+    d_optimizer = build_optimizer(config.train, config.gan.lr) if trainer.has_discriminator else None
+    return new_state(key, variables.params, optimizer, ema=True, model_state=variables.model_state,
+                     d_params=variables.d_params, d_stats=variables.d_stats, d_optimizer=d_optimizer)
+
+
+def programs(trainer: Trainer, mesh) -> Programs:
+    """The jitted init and step of `trainer` on `mesh`, compiled once per process for its config."""
+    key = _program_key(trainer, mesh)
+    if key not in _PROGRAMS:
+        config = trainer.config
+        rep = parallel.replicated(mesh)
+        abstract = abstract_state(trainer)
+        state_sharding = jax.tree.map(lambda _: rep, abstract)
+        optimizer = build_optimizer(config.train, config.train.lr)
+        d_optimizer = build_optimizer(config.train, config.gan.lr) if trainer.has_discriminator else None
+        step = make_step(trainer, optimizer, d_optimizer, config.train.ema_decay)
+        _PROGRAMS[key] = Programs(trainer, abstract, state_sharding,
+                                  jax.jit(partial(initial_state, trainer), out_shardings=state_sharding),
+                                  jit_step(step, state_sharding, trainer.data_sharding, rep))
+    return _PROGRAMS[key]
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train(config: ml_collections.ConfigDict, workdir: str | Path, *, progress=None) -> dict:
+    """Train (or resume) the trainer `config.trainer` in `workdir` until config.train.steps; a summary."""
+    workdir = Path(workdir)
+    trainer = TRAINERS.get(config.get("trainer", "swap"), "trainer")(config)
+    prepare_workdir(workdir, config)
+    mesh = parallel.make_mesh()
+    parallel.check_batch(trainer.batch_size(), mesh)
+    trainer.prepare(workdir, mesh, progress)
+    compiled = programs(trainer, mesh)
+    checkpointer = Checkpointer(workdir / "checkpoints", keep=config.log.keep)
+    chief = jax.process_index() == 0
+    try:
+        if checkpointer.latest_step() is not None:
+            state = checkpointer.restore(compiled.abstract, compiled.state_sharding)
+        else:
+            state = compiled.init()
+        start = int(jax.device_get(state.step))
+        trainer.start(start, mesh)
+        log = MetricsLog(workdir)
+
+        def preview(state, step):
+            grid = trainer.preview(state)  # every process runs the (global) computation
+            if chief:
+                write_preview(workdir, step, grid, log.tb, **({"layout": trainer.preview_caption}
+                                                              if trainer.preview_caption else {}))
+
+        done = run_loop(state, compiled.step, trainer.feed, start=start, steps=config.train.steps,
+                        log_every=config.log.every, nan_patience=config.train.nan_patience, workdir=workdir,
+                        checkpointer=checkpointer, checkpoint_every=config.log.checkpoint_every,
+                        hooks=(Hook(config.log.preview_every, preview),), log=log, progress=progress,
+                        task="train" if trainer.name == "swap" else f"{trainer.name} train")
+    finally:
+        trainer.close()
+        checkpointer.close()
+    steps_run = done.step - start
+    return {"workdir": str(workdir), **trainer.summary(), "steps_run": steps_run, "step": done.step,
+            "stopped_by": done.stopped_by, "seconds": round(done.seconds, 1),
+            "images_per_s": round(steps_run * trainer.images_per_step() / max(done.seconds, 1e-9), 1),
+            "devices": mesh.size, "loss": None if done.last_log is None else done.last_log["loss"],
+            "preview": str(workdir / "previews" / "latest.png")}
+
+
+# ----------------------------------------------------------------------------- inference
+
+
+@dataclass
+class TrainedModel:
+    """A generator ready for inference: module, (EMA) parameters, resolution, and where it came from."""
+
+    generator: Any
+    params: Any
+    resolution: int
+    config: ml_collections.ConfigDict
+    step: int
+    workdir: str
+    config_hash: str
+    trainer: str
+
+
+def load_trained(workdir: str | Path, kind: str | None = None, use_ema: bool = True) -> TrainedModel:
+    """The generator of the latest checkpoint of a `dfjax train` workdir (of trainer `kind`, when
+    given), on the default device; a workdir of another kind, or without a checkpoint, is a UserError."""
+    workdir = Path(workdir)
+    saved = workdir / "config.json"
+    if not saved.exists():
+        raise UserError(f"{workdir} is not a dfjax train workdir (no config.json); pass the --workdir of a training run.")
+    try:
+        config = load_saved_config(saved)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{saved} is not a readable config ({exc}); pass the workdir of a finished training run.") \
+            from None
+    found = config.get("trainer", "swap")
+    kind = kind or found
+    if found != kind:
+        have, want = TRAINERS.get(found, "trainer"), TRAINERS.get(kind, "trainer")
+        raise UserError(f"{workdir} holds a {have.noun}, not a {want.noun}; use `{have.command} --model {workdir}` "
+                        f"with it, or train a {want.noun} with --config {want.config_file}.")
+    checkpointer = Checkpointer(workdir / "checkpoints")
+    if checkpointer.latest_step() is None:
+        checkpointer.close()
+        raise UserError(f"{workdir} has no checkpoint yet; train first with `dfjax train --workdir {workdir}`.")
+    if jax.default_backend() == "cpu":
+        config.model.dtype = "float32"
+    trainer = TRAINERS.get(kind, "trainer")(config)
+    abstract = abstract_state(trainer)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    try:
+        state = checkpointer.restore(abstract, jax.tree.map(lambda _: device, abstract))
+    finally:
+        checkpointer.close()
+    text = json.dumps(json.loads(saved.read_text()), sort_keys=True)
+    return TrainedModel(trainer.generator, state.ema if use_ema else state.params, trainer.resolution(config), config,
+                        int(state.step), str(workdir), hashlib.sha256(text.encode()).hexdigest()[:16], kind)
+

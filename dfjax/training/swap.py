@@ -1,0 +1,257 @@
+"""The swap trainer: the shared-encoder / two-decoder autoencoder of faceswap and DeepFaceLab, optionally
+a GAN (one PatchGAN per identity) and with the deep-video-portrait conditioning branch.
+
+Both face sets go onto every device once as uint8 and each step samples its batch by index and
+augments it inside the jitted step (or, with `data.on_device=False`, a host loader streams the
+batch from the memory-mapped sets). With the branch (`model.cond_window` > 0) each face's causal
+window of conditioning maps is drawn on the device from its controls and moved with the targets'
+augmentation.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from dfjax import losses, parallel
+from dfjax.data.augment import AugmentConfig, augment_batch, sample_indices, target_geometry
+from dfjax.data.controls import face_controls, window_maps
+from dfjax.data.faceset import FaceSet
+from dfjax.data.loader import HostLoader
+from dfjax.data.training_set import Side, load_side, synthetic_facesets
+from dfjax.errors import UserError
+from dfjax.models.autoencoder import ARCHITECTURES, FaceSwapAE, resolution
+from dfjax.models.conditioning import C_MAPS
+from dfjax.models.discriminator import PatchDiscriminator
+from dfjax.previews import make_previewer
+from dfjax.training.trainer import TRAINERS, Trainer, Variables
+
+SIDES = ("a", "b")
+
+
+@flax.struct.dataclass
+class SideData:
+    """One identity's training data on the devices."""
+
+    faces: jax.Array        # uint8: the whole face set (N, S, S, 3), or the step's streamed batch (B, S, S, 3)
+    maps: jax.Array         # uint8, alike: face mask, eye and mouth regions
+    controls: Any = None    # with the conditioning branch: per-face controls of the maps (dfjax.data.controls)
+    indices: Any = None     # streamed with the branch: the batch's face indices, for their controls
+
+
+@flax.struct.dataclass
+class SwapData:
+    a: SideData
+    b: SideData
+    vgg: Any = None         # the fixed VGG16 parameters of the perceptual loss
+
+
+def cond_window(config: ml_collections.ConfigDict) -> int:
+    """Frames in the conditioning branch's causal window (`model.cond_window`); 0: no branch."""
+    return int(config.model.get("cond_window", 0) or 0)
+
+
+@TRAINERS.register("swap")
+class SwapTrainer(Trainer):
+    name = "swap"
+    noun = "face-swap model"
+    command = "dfjax swap"
+    config_file = "configs/swap.py"
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        super().__init__(config)
+        self.res = self.resolution(config)
+        self.window = cond_window(config)
+        self.streaming = not config.data.on_device
+        self.augment = AugmentConfig.from_dict(config.data.augment.to_dict())
+        self.vgg = None
+        self.loaders: dict[str, HostLoader] = {}
+        self.sides: dict[str, Side] = {}
+
+    @staticmethod
+    def build_models(config):
+        dtype = jnp.dtype(config.model.dtype)
+        generator = FaceSwapAE(arch=config.model.arch, dtype=dtype, param_dtype=jnp.float32,
+                               attention_res=config.model.attention_res or None, tiny_res=config.model.tiny_res,
+                               cond_channels=C_MAPS * cond_window(config), cond_width=config.model.get("cond_width", 0))
+        discriminator = None
+        if config.gan.enabled:
+            discriminator = PatchDiscriminator(features=config.gan.features, n_layers=config.gan.n_layers,
+                                               spectral_norm=config.gan.spectral_norm,
+                                               attention_res=config.gan.attention_res or None,
+                                               dtype=dtype, param_dtype=jnp.float32)
+        return generator, discriminator
+
+    @staticmethod
+    def resolution(config) -> int:
+        return resolution(config.model.arch, config.model.tiny_res)
+
+    @staticmethod
+    def check_config(config) -> None:
+        ARCHITECTURES.get(config.model.arch, "model.arch")
+        res = config.model.tiny_res
+        if config.model.arch.endswith("tiny") and (res % 16 or res < 16):
+            raise UserError(f"model.tiny_res={res} is impossible; give a multiple of 16 (e.g. 32, 64, 128).")
+
+    def init_variables(self, key) -> Variables:
+        k_g, k_d = jax.random.split(key)
+        dummy = jnp.zeros((1, self.res, self.res, 3), jnp.float32)
+        channels = self.generator.cond_channels
+        cond = (jnp.zeros((1, self.res, self.res, channels), jnp.float32),) * 2 if channels else ()
+        params = self.generator.init(k_g, dummy, dummy, *cond)["params"]
+        if self.discriminator is None:
+            return Variables(params)
+        d_vars = {s: self.discriminator.init(jax.random.fold_in(k_d, i), dummy) for i, s in enumerate(SIDES)}
+        return Variables(params, d_params={s: v["params"] for s, v in d_vars.items()},
+                         d_stats={s: v.get("batch_stats", {}) for s, v in d_vars.items()})
+
+    # -- data
+
+    def prepare(self, workdir: Path, mesh, progress=None) -> None:
+        config = self.config
+        a, b = config.data.a, config.data.b
+        if bool(a) != bool(b):
+            raise UserError("give both --a and --b face sets, or neither to train on synthetic data.")
+        if not a:
+            a, b = synthetic_facesets(workdir, config.data.synth_frames, config.data.synth_size, progress)
+        cache = workdir / "cache" if self.streaming else None
+        self.sides = {"a": load_side("a", a, cache), "b": load_side("b", b, cache)}
+        rep, shard = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+        self.mesh, self.batch_sharding = mesh, shard
+        sides, shardings = {}, {}
+        for s, side in self.sides.items():
+            controls = controls_sharding = None
+            if self.window:  # per-frame controls of the conditioning maps, beside the faces
+                raw = face_controls(FaceSet(side.path), self.window)
+                controls = {k: parallel.put_replicated(v, mesh) for k, v in raw.items()}
+                controls_sharding = {k: rep for k in raw}
+            if self.streaming:  # filled by feed() from the host loader
+                sides[s] = SideData(None, None, controls, None)
+                shardings[s] = SideData(shard, shard, controls_sharding, shard if self.window else None)
+            else:
+                sides[s] = SideData(parallel.put_replicated(side.faces, mesh), parallel.put_replicated(side.maps, mesh),
+                                    controls)
+                shardings[s] = SideData(rep, rep, controls_sharding)
+        vgg_params = None
+        if config.loss.perceptual:
+            self.vgg, vgg_params = load_perceptual(config, mesh)
+        self.data = SwapData(sides["a"], sides["b"], vgg_params)
+        self.data_sharding = SwapData(shardings["a"], shardings["b"],
+                                      jax.tree.map(lambda _: rep, vgg_params) if vgg_params is not None else None)
+
+    def start(self, step: int, mesh) -> None:
+        if not self.streaming:
+            return
+        put = partial(parallel.put_batch, mesh=mesh)
+        for i, (s, side) in enumerate(self.sides.items()):
+            self.loaders[s] = HostLoader((side.faces, side.maps), self.config.train.batch_per_side,
+                                         seed=self.config.seed * 2 + i, start_step=step,
+                                         device_put=lambda b: tuple(put(x) for x in b))
+
+    def feed(self, step: int) -> SwapData:
+        if not self.streaming:
+            return self.data
+        sides = {}
+        for s, loader in self.loaders.items():
+            faces, maps = next(loader)
+            indices = None
+            if self.window:  # the loader's faces of this step, for their controls
+                indices = parallel.put_batch(loader.batch_indices(step).astype(np.int32), self.mesh)
+            sides[s] = getattr(self.data, s).replace(faces=faces, maps=maps, indices=indices)
+        return self.data.replace(**sides)
+
+    def close(self) -> None:
+        for loader in self.loaders.values():
+            loader.close()
+
+    # -- the step
+
+    def _side_batch(self, key, side: SideData) -> dict:
+        """Augmented batch of one side; with the branch, also the stacked maps of each face's window."""
+        batch = self.config.train.batch_per_side
+        k_idx, k_aug = jax.random.split(key)
+        if self.streaming:
+            faces, maps, idx = side.faces, side.maps, side.indices
+        else:
+            idx = jax.lax.with_sharding_constraint(sample_indices(k_idx, side.faces.shape[0], batch),
+                                                   self.batch_sharding)
+            faces, maps = side.faces[idx], side.maps[idx]
+        out = augment_batch(k_aug, faces, maps, self.augment, self.res)
+        if self.window:
+            geometry = target_geometry(k_aug, batch, faces.shape[1], self.augment, self.res)
+            out["cond"] = window_maps(side.controls, idx, geometry, self.res)
+        return out
+
+    def batch(self, key, data: SwapData) -> dict:
+        keys = jax.random.split(key, 2)
+        return {"a": self._side_batch(keys[0], data.a), "b": self._side_batch(keys[1], data.b), "vgg": data.vgg}
+
+    def generator_loss(self, params, state, batch, key):
+        config, generator, discriminator = self.config, self.generator, self.discriminator
+        gan = losses.gan_losses(config.gan.objective) if discriminator is not None else None
+        conds = [batch[s]["cond"] for s in SIDES if "cond" in batch[s]]
+        out = generator.apply({"params": params}, batch["a"]["inputs"], batch["b"]["inputs"], *conds)
+        metrics, total = {}, 0.0
+        for s in SIDES:
+            target, maps = batch[s]["targets"], batch[s]["target_masks"]
+            rec = losses.reconstruction(config, out[f"face_{s}"], target, maps, self.vgg, batch["vgg"])
+            mask = losses.mask_loss(out[f"mask_{s}"], maps[..., :1])
+            metrics[f"rec_{s}"], metrics[f"mask_{s}"] = rec, mask
+            total += rec + config.loss.mask * mask
+            if gan is not None:
+                logits, _ = discriminator.apply({"params": state.d_params[s], "batch_stats": state.d_stats[s]},
+                                                out[f"face_{s}"], update_stats=False, mutable=["batch_stats"])
+                metrics[f"g_adv_{s}"] = gan[1](logits)
+                total += config.gan.weight * metrics[f"g_adv_{s}"]
+        return total, (metrics, {"out": out})
+
+    def discriminator_loss(self, d_params, state, batch, aux):
+        objective = losses.gan_losses(self.config.gan.objective)[0]
+        total, stats = 0.0, {}
+        for s in SIDES:
+            both = jnp.concatenate([batch[s]["targets"], jax.lax.stop_gradient(aux["out"][f"face_{s}"])])
+            logits, new_vars = self.discriminator.apply({"params": d_params[s], "batch_stats": state.d_stats[s]},
+                                                        both, update_stats=True, mutable=["batch_stats"])
+            real, fake = jnp.split(logits, 2)
+            total += objective(real, fake)
+            stats[s] = new_vars["batch_stats"]
+        return total, ({}, stats)
+
+    # -- previews and summary
+
+    def preview(self, state) -> np.ndarray:
+        if not hasattr(self, "_previewer"):
+            shown = {s: np.linspace(0, len(side.faces) - 1, 4).astype(int) for s, side in self.sides.items()}
+            cond = None
+            if self.window:  # previews draw each face with its own (unaugmented) maps
+                plain = AugmentConfig(enabled=False)
+                cond = {s: window_maps(getattr(self.data, s).controls, jnp.asarray(shown[s]),
+                                       target_geometry(jax.random.key(0), 4, side.faces.shape[1], plain, self.res),
+                                       self.res)
+                        for s, side in self.sides.items()}
+            self._previewer = make_previewer(self.generator, {s: side.faces[shown[s]] for s, side in self.sides.items()},
+                                             self.res, cond)
+        return self._previewer(state.params)
+
+    def images_per_step(self) -> int:
+        return 2 * self.config.train.batch_per_side
+
+
+def load_perceptual(config, mesh):
+    """The fixed VGG16 feature extractor of the perceptual loss, from the file the user named."""
+    path = config.loss.vgg16_weights
+    if not path:
+        raise UserError("loss.perceptual > 0 needs VGG16 weights: --set loss.vgg16_weights=PATH (.npz or .h5).")
+    try:
+        weights = losses.load_vgg16_weights(path)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"cannot use VGG16 weights {path}: {exc}; pass a Keras .h5 or an .npz of VGG16.") from None
+    vgg = losses.PerceptualVGG16(preprocess=weights.preprocess, dtype=jnp.dtype(config.model.dtype))
+    return vgg, jax.tree.map(lambda x: parallel.put_replicated(x, mesh), weights.params)
