@@ -166,7 +166,7 @@ def gaze_response(model_dir: Path, video: Path, truth: dict, faces: int = 40) ->
     from dfjax.data.faceset import FaceSet
     from dfjax.faces.align import alignment_matrix, resize_points, warp_face
     from dfjax.faces.retarget import controls_from_meta
-    from dfjax.state import load_trained
+    from dfjax.training.core import load_trained
     from dfjax.swap import SwapOptions, Swapper, faceset_path
 
     model = load_trained(model_dir)
@@ -226,7 +226,7 @@ def train_and_swap(name: str, window: int, sets: tuple[Path, Path], steps: int, 
     """Train model `name` (unless `swap_only`: it is already in root/name) and swap `video` with it;
     a conditioned model swaps twice, with pose relative and absolute. (case, output, info) per swap."""
     from dfjax.config import apply_overrides, load_config
-    from dfjax.train import train_and_evaluate
+    from dfjax.training.core import train as train_and_evaluate
 
     info: dict = {}
     if not swap_only:

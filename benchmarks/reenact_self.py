@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from dfjax import media
     from dfjax.config import apply_overrides, load_config
     from dfjax.reenact import self_reenactment
-    from dfjax.reenact_train import train_and_evaluate
+    from dfjax.training.core import train as train_and_evaluate
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="reenact_self_"))
     config = apply_overrides(load_config(args.config), [

@@ -25,7 +25,7 @@ from report import Reporter  # noqa: E402
 
 from dfjax import media  # noqa: E402
 from dfjax.faces.pipeline import ExtractOptions, face_finders, video_faces  # noqa: E402
-from dfjax.state import load_trained  # noqa: E402
+from dfjax.training.core import load_trained  # noqa: E402
 from dfjax.swap import SwapOptions, Swapper, crop_settings, swap  # noqa: E402
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "ffpp_004.mp4"
@@ -33,7 +33,7 @@ DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 def throwaway_model() -> Path:
     from dfjax.config import apply_overrides, load_config
-    from dfjax.train import train_and_evaluate
+    from dfjax.training.core import train as train_and_evaluate
 
     workdir = Path(tempfile.mkdtemp()) / "tiny"
     config = apply_overrides(load_config("configs/swap.py:tiny"), ["train.steps=5", "data.synth_frames=32"])

@@ -1,10 +1,10 @@
-"""Training-step throughput of the reference networks (../shared/BENCHMARKS.md), one JSON line per case.
+"""Training-step throughput of the reference networks, one JSON line per case.
 
 Two kinds of data:
-- random: the step of the protocol exactly (and of ../shared/peers/torch_faceswap.py): encode A and B,
+- random: the step of the protocol exactly (and of the PyTorch peer it is timed beside): encode A and B,
   decode each with its decoder, L1(face) + MSE(mask) on both sides, one Adam update (lr 5e-5, betas
   0.5/0.99), bf16 compute with float32 parameters, on random arrays already on the device;
-- real: dfjax's own `train_step`: both face sets on the device as uint8, batches sampled by index and
+- real: dfjax's own step (dfjax.training.step with the swap trainer): both face sets on the device as uint8, batches sampled by index and
   augmented (random warp, affine, L*a*b* colour, flip) inside the jitted step, same losses.
 The gap between the two is the input pipeline's cost.
 
@@ -39,11 +39,11 @@ from report import Reporter  # noqa: E402
 
 from dfjax import losses, parallel  # noqa: E402
 from dfjax.config import apply_overrides, load_config  # noqa: E402
-from dfjax.data.augment import AugmentConfig  # noqa: E402
 from dfjax.data.training_set import load_side  # noqa: E402
-from dfjax.models.autoencoder import resolution  # noqa: E402
-from dfjax.state import build_models, build_optimizer, init_state  # noqa: E402
-from dfjax.train import train_step  # noqa: E402
+from dfjax.training.core import initial_state  # noqa: E402
+from dfjax.training.state import build_optimizer  # noqa: E402
+from dfjax.training.step import make_step  # noqa: E402
+from dfjax.training.swap import SideData, SwapData, SwapTrainer  # noqa: E402
 
 CASES = {"small": ("original", 64), "small-wide": ("original", 256), "mid": ("sae128", 32),
          "mid-wide": ("sae128", 128), "large": ("sae256", 16), "large-wide": ("sae256", 64), "tiny": ("tiny", 16)}
@@ -114,11 +114,11 @@ def bench_case(name: str, kind: str, args, mesh, faceset: str | None) -> dict:
     arch, batch = CASES[name]
     batch = args.batch or batch
     config = case_config(arch, batch, args.dtype)
-    res = resolution(arch, config.model.tiny_res)
-    generator, discriminator = build_models(config)
+    trainer = SwapTrainer(config)
+    res, generator = trainer.res, trainer.generator
     optimizer = build_optimizer(config.train, config.train.lr)
     rep, shard = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-    init = partial(init_state, config, generator, discriminator, optimizer, optimizer, res)
+    init = partial(initial_state, trainer)
     state = jax.jit(init, out_shardings=jax.tree.map(lambda _: rep, jax.eval_shape(init)))()
     t0 = time.perf_counter()
     if kind == "random":
@@ -126,24 +126,21 @@ def bench_case(name: str, kind: str, args, mesh, faceset: str | None) -> dict:
         data = {k: parallel.put_batch(rng.random((batch, res, res, c), np.float32), mesh)
                 for k, c in (("x_a", 3), ("x_b", 3), ("t_a", 3), ("t_b", 3), ("m_a", 1), ("m_b", 1))}
         fn = jax.jit(random_step(generator, optimizer), donate_argnums=(0, 1))
-        lowered = fn.lower(state["params"], state["opt_state"], data)
-        call_args, slots = (state["params"], state["opt_state"], data), 2
+        lowered = fn.lower(state.params, state.opt_state, data)
+        call_args, slots = (state.params, state.opt_state, data), 2
     else:
         sides = real_sides(faceset, res)
-        data = {}
-        for s, side in zip("ab", sides):
-            data[f"faces_{s}"] = parallel.put_replicated(side.faces, mesh)
-            data[f"maps_{s}"] = parallel.put_replicated(side.maps, mesh)
-        fn = jax.jit(partial(train_step, config=config, generator=generator, discriminator=None, g_opt=optimizer,
-                             d_opt=optimizer, augment=AugmentConfig(), res=res, batch_sharding=shard),
-                     donate_argnums=0)
+        trainer.batch_sharding = shard
+        data = SwapData(*[SideData(parallel.put_replicated(side.faces, mesh), parallel.put_replicated(side.maps, mesh))
+                          for side in sides])
+        fn = jax.jit(make_step(trainer, optimizer, None, config.train.ema_decay), donate_argnums=0)
         lowered = fn.lower(state, data)
         call_args, slots = (state, data), 1
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
     step_s, out = timed(compiled, call_args, args.steps, args.warmup, slots)
     flops = flops_of(fn, call_args)
-    params = sum(x.size for x in jax.tree.leaves(state["params"])) if kind == "random" else None
+    params = sum(x.size for x in jax.tree.leaves(state.params)) if kind == "random" else None
     return {"benchmark": "train", "case": name, "data": kind, "model": arch, "res": res, "batch_per_side": batch,
             "dtype": args.dtype, "step_ms": round(step_s * 1e3, 3), "images_per_s": round(2 * batch / step_s, 1),
             "gflop_per_step": round(flops / 1e9, 1) if flops else None,

@@ -5,7 +5,7 @@ in the jitted step, data-parallel over every device, the best validation-AUC ste
 
   from dfjax.config import load_config
   from detect.registry import DETECTORS
-  det = DETECTORS["xception"](load_config("configs/detect_xception.py:sbi"))   # or :tiny, :bf16, :tiny,sbi
+  det = DETECTORS.get("xception")(load_config("configs/detect_xception.py:sbi"))   # or :tiny, :bf16, :tiny,sbi
   det.fit(train.crops, train.labels, val=(val.crops, val.labels), landmarks=train.landmarks)
 
 Arguments, comma-separated: tiny (64 px, short run, for CPU tests), sbi (real crops only, fakes

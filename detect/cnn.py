@@ -1,11 +1,12 @@
-"""CNN detectors (Meso-4, MesoInception-4, Xception), trained data-parallel over every device.
+"""CNN detectors (Meso-4, MesoInception-4, Xception), trained on dfjax's training core.
 
 The DeepfakeBench recipe in JAX: binary cross-entropy on logits, Adam, class-balanced batches
 (half real, half fake), random flip / translation / brightness and contrast inside the jitted step,
 and model selection on the validation split only (DeepfakeBench issue #91: never on the test set):
 the best validation AUC, ties broken by the lower validation loss.
-Batches are sampled on the host (crops may be memory-mapped and larger than device memory) and
-split over a ("data",) mesh; parameters are replicated, so XLA inserts the gradient all-reduce and
+The step is dfjax.training.step's (skip-if-non-finite, batch statistics in the state) and the loop
+dfjax.training.loop's, with validation as a hook. Batches are sampled on the host (crops may be
+memory-mapped and larger than device memory) and split over a ("data",) mesh; parameters are replicated, so XLA inserts the gradient all-reduce and
 batch norm sees the global batch. Randomness is `fold_in(key(seed), step)` on the device and
 `default_rng((seed, step))` on the host: a run is deterministic given its seed, and draws the same
 batches and random numbers on any device count (only the order of floating-point sums changes).
@@ -13,7 +14,7 @@ batches and random numbers on any device count (only the order of floating-point
 With `config.sbi` the detector trains on real crops only and makes its fakes itself, a fresh set of
 self-blended images (detect/sbi.py) every epoch, prepared in a background thread.
 
-    det = CNN_DETECTORS["xception"](config)          # config from configs/detect_xception.py
+    det = DETECTORS.get("xception")(config)          # config from configs/detect_xception.py
     det.fit(train.crops, train.labels, val=(val.crops, val.labels), landmarks=train.landmarks)
     probs = det.score(test.crops)
     det.save("runs/xception"); det = CNNDetector.load("runs/xception")
@@ -21,6 +22,7 @@ self-blended images (detect/sbi.py) every epoch, prepared in a background thread
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from concurrent.futures import ThreadPoolExecutor
@@ -36,14 +38,16 @@ import optax
 import orbax.checkpoint as ocp
 from sklearn.metrics import roc_auc_score
 
-from detect.models import MODELS
+from detect.models import CNN_MODELS
 from detect.registry import Detector
 from detect.sbi import self_blend
 from dfjax import parallel
 from dfjax.errors import UserError
 from dfjax.io import read_json, write_json
+from dfjax.training.loop import Hook, run_loop
+from dfjax.training.state import build_optimizer, new_state
+from dfjax.training.step import jit_step, make_step
 
-ARCHS = tuple(MODELS)
 
 
 CONFIG_FLAGS = {"tiny", "sbi", "bf16"}
@@ -62,8 +66,8 @@ def config_from_arg(arch: str, arg: str = "") -> ml_collections.ConfigDict:
 
 def cnn_config(arch: str, tiny: bool = False, sbi: bool = False) -> ml_collections.ConfigDict:
     """The default config of `arch` (DeepfakeBench settings at 256 px; `tiny`: 64 px, seconds on a CPU)."""
-    if arch not in ARCHS:
-        raise ValueError(f"unknown CNN detector {arch!r}; choose one of {ARCHS}")
+    if arch not in CNN_MODELS:
+        raise ValueError(f"unknown CNN detector {arch!r}; choose one of {', '.join(CNN_MODELS.names())}")
     c = ml_collections.ConfigDict()
     c.model = ml_collections.ConfigDict()
     c.model.arch = arch
@@ -121,28 +125,33 @@ def augment_images(key: jax.Array, images: jax.Array, augment) -> jax.Array:
     return jnp.clip(x, 0, 1)
 
 
-def _train_step(state, images, labels, *, model, optimizer, augment):
-    key = jax.random.fold_in(state["key"], state["step"])
-    k_aug, k_drop = jax.random.split(key)
-    x = augment_images(k_aug, images, augment)
+class _Classifier:
+    """The CNN as the training core sees it (dfjax.training.step): binary cross-entropy on logits of
+    augmented crops, dropout, batch statistics kept in the state's `model_state`."""
 
-    def loss_fn(params):
-        logits, new = model.apply({"params": params, "batch_stats": state["batch_stats"]}, x, train=True,
-                                  rngs={"dropout": k_drop}, mutable=["batch_stats"])
-        return optax.sigmoid_binary_cross_entropy(logits, labels).mean(), new["batch_stats"]
+    has_discriminator = False
 
-    (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-    updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
-    return {"step": state["step"] + 1, "key": state["key"], "params": optax.apply_updates(state["params"], updates),
-            "batch_stats": stats, "opt_state": opt_state}, loss
+    def __init__(self, model, augment):
+        self.model, self.augment = model, augment
+
+    def batch(self, key, data):
+        k_aug, _ = jax.random.split(key)
+        return {"images": augment_images(k_aug, data["images"], self.augment), "labels": data["labels"]}
+
+    def generator_loss(self, params, state, batch, key):
+        _, k_drop = jax.random.split(key)
+        logits, new = self.model.apply({"params": params, "batch_stats": state.model_state}, batch["images"],
+                                       train=True, rngs={"dropout": k_drop}, mutable=["batch_stats"])
+        loss = optax.sigmoid_binary_cross_entropy(logits, batch["labels"]).mean()
+        return loss, ({}, {"model_state": new["batch_stats"]})
 
 
 def build_model(model_config):
-    kw = dict(dropout=model_config.dropout, bn_momentum=model_config.bn_momentum,
-              dtype=jnp.dtype(model_config.dtype), param_dtype=jnp.float32)
-    if model_config.arch == "xception":
-        kw.update(width=model_config.width, middle_blocks=model_config.middle_blocks)
-    return MODELS[model_config.arch](**kw)
+    """The Flax module of `model_config.arch`, given every config field it declares."""
+    module = CNN_MODELS.get(model_config.arch, "model.arch")
+    fields = {f.name for f in dataclasses.fields(module)}
+    kw = {k: v for k, v in model_config.items() if k in fields and k not in ("dtype", "param_dtype")}
+    return module(**kw, dtype=jnp.dtype(model_config.dtype), param_dtype=jnp.float32)
 
 
 def _program_key(config: ml_collections.ConfigDict) -> str:
@@ -154,10 +163,11 @@ def _program_key(config: ml_collections.ConfigDict) -> str:
 
 @functools.lru_cache(maxsize=16)
 def _programs(key: str, n_devices: int) -> SimpleNamespace:
-    """Model, mesh and jitted init / step / predict of a program key, built once per process."""
+    """Model, mesh and jitted init(seed) / step / predict of a program key, built once per process."""
     config = ml_collections.ConfigDict(json.loads(key))
     model = build_model(config.model)
-    optimizer = optax.adam(*config.adam)
+    lr, b1, b2 = config.adam
+    optimizer = build_optimizer(ml_collections.ConfigDict({"b1": b1, "b2": b2}), lr)
     mesh = parallel.make_mesh()
     rep, shard = parallel.replicated(mesh), parallel.batch_sharded(mesh)
     size = config.model.size
@@ -165,9 +175,7 @@ def _programs(key: str, n_devices: int) -> SimpleNamespace:
     def init(seed):
         key, k_init = jax.random.split(jax.random.PRNGKey(seed))
         variables = model.init(k_init, jnp.zeros((1, size, size, 3), jnp.float32))
-        params = variables["params"]
-        return {"step": jnp.zeros((), jnp.int32), "key": key, "params": params,
-                "batch_stats": variables["batch_stats"], "opt_state": optimizer.init(params)}
+        return new_state(key, variables["params"], optimizer, ema=False, model_state=variables["batch_stats"])
 
     def predict(variables, images):
         return model.apply(variables, images.astype(jnp.float32) / 255, train=False)
@@ -177,9 +185,8 @@ def _programs(key: str, n_devices: int) -> SimpleNamespace:
     fast = quick if config.fast else None
     abstract = jax.eval_shape(init, 0)
     state_sharding = jax.tree.map(lambda _: rep, abstract)
-    step = jax.jit(functools.partial(_train_step, model=model, optimizer=optimizer, augment=config.augment),
-                   in_shardings=(state_sharding, shard, shard), out_shardings=(state_sharding, rep),
-                   donate_argnums=0, compiler_options=fast)
+    step = jit_step(make_step(_Classifier(model, config.augment), optimizer, None, 0.0), state_sharding,
+                    {"images": shard, "labels": shard}, rep, compiler_options=fast)
     return SimpleNamespace(model=model, mesh=mesh, abstract=abstract,
                            init=jax.jit(init, out_shardings=state_sharding, compiler_options=quick), step=step,
                            predict=jax.jit(predict, in_shardings=(rep, shard), out_shardings=rep, compiler_options=fast))
@@ -295,47 +302,42 @@ class CNNDetector(Detector):
         if cfg.train.batch % mesh.size:
             raise UserError(f"train.batch={cfg.train.batch} does not divide over {mesh.size} devices; "
                             f"set train.batch to a multiple of {mesh.size}.")
-        state = prog.init(seed)
         batches = _BalancedBatches(resize_crops(np.asarray(crops), size), labels, cfg.train.batch, seed,
                                    landmarks, cfg.sbi_workers)
-        self.history, losses, pending = [], [], []
-        self.best_step, self.best_val_auc, best, best_key = None, None, None, None
-        task = progress.add_task(f"train {self.name}", total=cfg.train.steps) if progress else None
+        self.history, losses = [], []
+        self.best_step, self.best_val_auc = None, None
+        best, best_key = None, None
+
+        def feed(step: int) -> dict:
+            images, y = batches(step)
+            return {"images": parallel.put_batch(images, mesh), "labels": parallel.put_batch(y, mesh)}
+
+        def evaluate(state, step: int) -> None:
+            """Validation AUC; the best step (ties: the lower validation loss) is kept."""
+            nonlocal best, best_key
+            record = {"step": step, "loss": round(float(np.mean(losses[-cfg.train.eval_every:])), 6)}
+            variables = {"params": state.params, "batch_stats": state.model_state}
+            if val is not None:
+                logits = self._logits(variables, val_crops)
+                record["val_auc"] = float(roc_auc_score(val_labels, logits))
+                record["val_loss"] = round(float(optax.sigmoid_binary_cross_entropy(
+                    np.asarray(logits, np.float32), np.asarray(val_labels, np.float32)).mean()), 6)
+                if best_key is None or (record["val_auc"], -record["val_loss"]) > best_key:
+                    best_key = (record["val_auc"], -record["val_loss"])
+                    self.best_step, self.best_val_auc = step, record["val_auc"]
+                    best = _host_copy(variables)  # a copy: the state's buffers are donated to the next step
+            self.history.append(record)
+
         try:
-            for step in range(1, cfg.train.steps + 1):
-                images, y = batches(step - 1)
-                state, loss = prog.step(state, parallel.put_batch(images, mesh), parallel.put_batch(y, mesh))
-                pending.append(loss)
-                if step % cfg.train.eval_every and step != cfg.train.steps:
-                    if progress:
-                        progress.update(task, completed=step)
-                    continue
-                losses += [float(v) for v in jax.device_get(pending)]
-                pending = []
-                if not np.all(np.isfinite(losses[-cfg.train.eval_every:])):
-                    raise UserError(f"{self.name} training diverged (non-finite loss) before step {step}; "
-                                    "lower train.lr.")
-                record = {"step": step, "loss": round(float(np.mean(losses[-cfg.train.eval_every:])), 6)}
-                variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
-                if val is not None:
-                    logits = self._logits(variables, val_crops)
-                    record["val_auc"] = float(roc_auc_score(val_labels, logits))
-                    record["val_loss"] = round(float(optax.sigmoid_binary_cross_entropy(
-                        np.asarray(logits, np.float32), np.asarray(val_labels, np.float32)).mean()), 6)
-                    # the best validation AUC; on a tie (small val sets saturate) the lower validation loss
-                    if best_key is None or (record["val_auc"], -record["val_loss"]) > best_key:
-                        best_key = (record["val_auc"], -record["val_loss"])
-                        self.best_step, self.best_val_auc = step, record["val_auc"]
-                        best = _host_copy(variables)  # a copy: the state's buffers are donated to the next step
-                self.history.append(record)
-                if progress:
-                    shown = f" val AUC {record['val_auc']:.3f}" if "val_auc" in record else ""
-                    progress.update(task, completed=step, description=f"train {self.name} loss {record['loss']:.3f}{shown}")
+            done = run_loop(prog.init(seed), prog.step, feed, start=0, steps=cfg.train.steps, log_every=1,
+                            nan_patience=1, hooks=(Hook(cfg.train.eval_every, evaluate),),
+                            on_log=lambda record: losses.append(record["loss"]), progress=progress,
+                            task=f"train {self.name}", advice="lower train.lr")
         finally:
             batches.close()
         if best is None:
-            self.best_step, best = cfg.train.steps, _host_copy({"params": state["params"],
-                                                                "batch_stats": state["batch_stats"]})
+            self.best_step = cfg.train.steps
+            best = _host_copy({"params": done.state.params, "batch_stats": done.state.model_state})
         self.variables, self._on_device = best, None
         self.train_losses = np.asarray(losses, np.float32)
         return self
@@ -394,13 +396,14 @@ class CNNDetector(Detector):
             arch = config.model.arch
         except (ValueError, TypeError, AttributeError, KeyError):
             config, arch = None, None
-        if arch not in ARCHS:
-            raise UserError(f"{directory / 'config.json'} is no CNN detector config of {', '.join(ARCHS)}; "
+        if arch not in CNN_MODELS:
+            raise UserError(f"{directory / 'config.json'} is no CNN detector config of {', '.join(CNN_MODELS.names())}; "
                             "pass the folder given to save().")
         detector = cls(config)
         meta = read_json(directory / "detector.json") if (directory / "detector.json").is_file() else {}
         abstract = detector.programs().abstract
-        target = {k: jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract[k]) for k in ("params", "batch_stats")}
+        target = {k: jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), part)
+                  for k, part in (("params", abstract.params), ("batch_stats", abstract.model_state))}
         with ocp.StandardCheckpointer() as checkpointer:
             detector.variables = jax.device_get(checkpointer.restore(directory / "variables", target))
         detector.history = meta.get("history", [])

@@ -55,8 +55,7 @@ from dfjax.data.reenact_target import load_target, render_all
 from dfjax.training.core import TrainedModel, load_trained, train
 from dfjax.swap import provenance
 
-__all__ = ["ReenactOptions", "Reenactor", "demo_reenact", "load_reenactor", "reenact", "self_reenactment",
-           "train_and_evaluate"]
+__all__ = ["ReenactOptions", "Reenactor", "demo_reenact", "load_reenactor", "reenact", "self_reenactment"]
 
 BATCH = 32  # inference batch (padded: one compilation)
 

@@ -10,6 +10,3 @@ detector of the same name (detect/detectors/cnn.py), configured by configs/detec
 from dfjax.registry import Registry
 
 CNN_MODELS = Registry("CNN detector architecture", discover="detect.models")
-
-# By name, as detect/cnn.py reads them (`MODELS[arch]`, `tuple(MODELS)`); goes once it uses CNN_MODELS.
-MODELS = dict(CNN_MODELS.items())

@@ -91,7 +91,8 @@ class MetricsLog:
 def run_loop(state, step_fn: Callable, feed: Callable[[int], Any], *, start: int, steps: int, log_every: int,
              nan_patience: int, workdir: Path | None = None, checkpointer: Checkpointer | None = None,
              checkpoint_every: int = 0, hooks: tuple[Hook, ...] = (), on_log: Callable[[dict], None] | None = None,
-             log: MetricsLog | None = None, progress=None, task: str = "train") -> LoopResult:
+             log: MetricsLog | None = None, progress=None, task: str = "train",
+             advice: str = "lower train.lr or check the data, then resume from the last checkpoint") -> LoopResult:
     """Step `state` with `step_fn(state, feed(step))` from `start` to `steps`.
 
     Metrics are logged every `log_every` steps and at the last. Checkpoints (when `checkpointer`)
@@ -147,6 +148,5 @@ def run_loop(state, step_fn: Callable, feed: Callable[[int], Any], *, start: int
         stop.restore()
         log.close()
     if reason == "non-finite":
-        raise UserError(f"{task} stopped at step {step}: {nan_patience} non-finite steps in a row; "
-                        "lower train.lr or check the data, then resume from the last checkpoint.")
+        raise UserError(f"{task} stopped at step {step}: {nan_patience} non-finite step(s) in a row; {advice}.")
     return LoopResult(state, step, reason, last_log, time.perf_counter() - started, records)
