@@ -1,4 +1,4 @@
-"""Detector throughput (../shared/BENCHMARKS.md, "detect"): training images/s and inference frames/s.
+"""Detector throughput (the reference "detect" benchmark): training images/s and inference frames/s.
 
 On random uint8 crops of --size px, one JSON line per detector:
 - spectral, dct (scikit-learn, CPU): fit on --batch x --steps crops with balanced random labels

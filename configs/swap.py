@@ -1,8 +1,10 @@
 r"""The shared-encoder / two-decoder face-swap autoencoder (faceswap "Original", DFL-SAE), optionally a GAN.
 
-Run (the argument picks the network; add ",gan" for PatchGAN discriminators):
+Run (the argument picks the network; add ",gan" for PatchGAN discriminators and ",res=N" for the
+input size of the tiny networks):
 
   dfjax train --config configs/swap.py:tiny --workdir runs/tiny              # CPU, synthetic data
+  dfjax train --config swap.py:tiny,gan,res=128 --workdir runs/tiny128       # shipped configs by name, anywhere
   dfjax train --config configs/swap.py:original --a fs/a --b fs/b --workdir runs/orig
   dfjax train --config configs/swap.py:sae128,gan --a fs/a --b fs/b --workdir runs/sae --set train.steps=20000
 
@@ -14,14 +16,18 @@ layout at tiny widths).
 import ml_collections
 
 from dfjax.config import parse_arg
+from dfjax.models.autoencoder import ARCHITECTURES, resolution
 
-ARCHS = ("tiny", "liae_tiny", "original", "sae128", "sae256")
+# the registered architectures, "tiny" first (the default); a new one needs no edit here
+ARCHS = ("tiny", *[a for a in ARCHITECTURES.names() if a != "tiny"])
 
 
 def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
-    arg = parse_arg(arg, arch=ARCHS, gan=False)
+    arg = parse_arg(arg, arch=ARCHS, gan=False, res=0)
     arch = arg.arch
-    tiny = arch in ("tiny", "liae_tiny")
+    tiny = "tiny" in arch  # CPU-sized: float32, a higher learning rate, small batches
+    if arg.res and resolution(arch, arg.res) != arg.res:
+        raise ValueError(f"{arch} is a {resolution(arch)} px network; res={arg.res} applies to the tiny ones")
 
     c = ml_collections.ConfigDict()
     c.trainer = "swap"  # dfjax.training.trainer.TRAINERS: which trainer `dfjax train` runs
@@ -31,7 +37,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.model.arch = arch
     c.model.dtype = "float32" if tiny else "bfloat16"  # compute dtype; parameters stay float32
     c.model.attention_res = 0  # SAGAN self-attention in the decoders at this resolution (0: off)
-    c.model.tiny_res = 64  # input size of the tiny architectures (a multiple of 16)
+    c.model.tiny_res = arg.res or 64  # input size of the tiny architectures (a multiple of 16)
 
     c.data = ml_collections.ConfigDict()
     c.data.a = ""  # face-set folders; empty: render the built-in synthetic identities

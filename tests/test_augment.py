@@ -236,6 +236,7 @@ print("ok")
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_sharded_batch_gives_the_same_result_without_communication():
     """Two host devices (a fresh process), meshes with Auto and Explicit axes."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}

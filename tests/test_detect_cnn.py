@@ -163,6 +163,7 @@ def test_registry_builds_every_detector():
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_data_parallel_matches_one_device(tmp_path):
     """The same run on 1 and on 8 (forced host) devices gives the same loss curve: identical batches and
     random numbers, only the order of floating-point reductions differs. (Adam turns rounding-level

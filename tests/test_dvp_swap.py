@@ -1,4 +1,4 @@
-"""The deep-video-portrait conditioning branch of the swap model (issue 6): wiring, parameters, data
+"""The deep-video-portrait conditioning branch of the swap model: wiring, parameters, data
 windows, augmentation of the maps, training with exact resume, and swapping with retargeted maps."""
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ RNG = np.random.default_rng(0)
 def test_reference_parameter_counts(arch, exact, millions):
     n = param_count(arch)
     assert n == exact
-    assert round(n / 1e6, 1) == millions  # shared/BENCHMARKS.md
+    assert round(n / 1e6, 1) == millions  # the reference networks
 
 
 def test_tiny_models_are_small_and_attention_adds_parameters():

@@ -62,6 +62,7 @@ def _params(workdir: Path) -> dict:
 
 
 @pytest.mark.slow  # a second training run
+@pytest.mark.ci
 def test_resume_equals_an_uninterrupted_run(tmp_path, target_set, trained):
     import jax
 

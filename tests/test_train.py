@@ -172,6 +172,7 @@ print("DEVICES", summary["devices"])
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_eight_devices_match_one(tmp_path, tiny_sets):
     results = {}
     for devices in (1, 8):
@@ -190,6 +191,7 @@ def test_eight_devices_match_one(tmp_path, tiny_sets):
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_two_processes_train_one_model(tmp_path, tiny_sets):
     """Two processes, one CPU device each, joined by --distributed, match one process with two devices."""
     common = ["train", "--a", str(tiny_sets[0]), "--b", str(tiny_sets[1]), "--quiet", "--steps", "3",

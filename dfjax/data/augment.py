@@ -1,6 +1,6 @@
 """On-device training augmentation: random affine, flip, faceswap-style warp and L*a*b* colour jitter.
 
-Runs inside the jitted training step (DESIGN.md, data flow step 3): face sets live on the
+Runs inside the jitted training step: face sets live on the
 accelerators as uint8, batches are gathered by index, and `augment_batch` turns them into float
 inputs, targets and target masks. Every operation is per sample (vmapped), so a batch sharded over
 the ("data",) mesh needs no communication and no host callback.

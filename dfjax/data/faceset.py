@@ -128,16 +128,23 @@ class FaceSet:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if not self.path.exists():
+            raise UserError(f"face set {self.path} does not exist; make it with `dfjax extract VIDEO -o {self.path}`.")
         info_file = self.path / "faceset.json"
         if not info_file.exists():
             raise UserError(f"{self.path} is not a face set (no faceset.json); "
                             "make one with `dfjax extract VIDEO -o FOLDER` or `dfjax synth`.")
-        self.info = json.loads(info_file.read_text())
-        self.faces = np.load(self.path / "faces.npy", mmap_mode="r")
-        self.masks = np.load(self.path / "masks.npy", mmap_mode="r")
-        with open(self.path / "meta.jsonl") as f:
-            self.meta = [json.loads(line) for line in f]
-        if not (len(self.faces) == len(self.masks) == len(self.meta) == self.info["count"]):
+        try:
+            self.info = json.loads(info_file.read_text())
+            self.faces = np.load(self.path / "faces.npy", mmap_mode="r", allow_pickle=False)
+            self.masks = np.load(self.path / "masks.npy", mmap_mode="r", allow_pickle=False)
+            with open(self.path / "meta.jsonl") as f:
+                self.meta = [json.loads(line) for line in f]
+            count = int(self.info["count"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:100]
+            raise UserError(f"face set {self.path} is damaged ({reason}); extract it again.") from None
+        if not (len(self.faces) == len(self.masks) == len(self.meta) == count):
             raise UserError(f"{self.path} is inconsistent (faces, masks and meta.jsonl differ in length); "
                             "extract it again.")
 

@@ -1,6 +1,6 @@
 """Host-side batches for face sets too large to keep on the accelerators.
 
-The default path (DESIGN.md, data flow step 3) puts whole face sets on device and samples there;
+The default path puts whole face sets on device and samples there;
 `HostLoader` is the fallback: a background thread reads uint8 batches from the memory-mapped
 faces.npy / masks.npy a few steps ahead, so disk reads overlap the training step. Augmentation
 still runs on device (dfjax.data.augment).

@@ -43,8 +43,6 @@ class Target:
 
 def load_target(path: str | Path, res: int, window: int, holdout: float = 0.0) -> Target:
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"face set {path} does not exist; make it with `dfjax extract VIDEO -o {path}`.")
     faceset = FaceSet(path)
     n = len(faceset)
     n_train = n - int(round(holdout * n))

@@ -42,8 +42,6 @@ def load_side(name: str, path: str | Path, cache_dir: str | Path | None = None) 
     """Faces stay memory-mapped; with `cache_dir` the maps go to a memory-mapped file there too,
     so face sets larger than memory can stream from disk."""
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"face set {path} does not exist; make it with `dfjax extract VIDEO -o {path}`.")
     faceset = FaceSet(path)
     if len(faceset) < 2:
         raise UserError(f"face set {path} has {len(faceset)} face(s); a model needs at least 2 per side.")

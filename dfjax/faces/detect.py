@@ -23,7 +23,7 @@ import numpy as np
 from dfjax.errors import UserError
 from dfjax.registry import Registry
 
-FACE_DETECTORS = Registry("face detector")
+FACE_DETECTORS = Registry("face detector", discover="dfjax.faces")  # a new one: a module in dfjax/faces
 DEFAULT_FACE_DETECTOR = "hog"
 
 # A loaded detector: (RGB uint8 image, dlib upsampling steps) -> [(box [x0, y0, x1, y1] float32, score)]

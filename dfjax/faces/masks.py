@@ -15,7 +15,7 @@ import numpy as np
 
 from dfjax.registry import Registry
 
-MASKS = Registry("mask")
+MASKS = Registry("mask", discover="dfjax.faces")  # a new mask: a registered function in dfjax/faces
 
 # How far the brows are raised for "extended", as a fraction of their height above the nose tip
 # along the face's up axis. Half of it adds a forehead band about as tall as the nose is long.

@@ -48,13 +48,15 @@ from dfjax.registry import Registry
 
 Dtype = Any
 
-# name -> (tiny_res) -> _Spec; a new architecture is a module in dfjax/models registering its spec
+# name -> (tiny_res) -> ArchSpec; a new architecture is a module in dfjax/models registering its spec
 ARCHITECTURES = Registry("swap architecture", discover="dfjax.models")
 SIDES = ("a", "b")
 
 
 @dataclasses.dataclass(frozen=True)
-class _Spec:
+class ArchSpec:
+    """The layer widths of one swap architecture (the notation of the reference specs)."""
+
     res: int                       # input and output resolution
     enc_dims: int                  # width of the first encoder conv; then x2, x4, x8
     dense: int                     # bottleneck width
@@ -67,37 +69,37 @@ class _Spec:
 
 
 @ARCHITECTURES.register("original")
-def _original(tiny_res: int) -> _Spec:
-    return _Spec(64, 128, 1024, 1024, 512, "original", (256, 128, 64), (256, 128, 64))
+def _original(tiny_res: int) -> ArchSpec:
+    return ArchSpec(64, 128, 1024, 1024, 512, "original", (256, 128, 64), (256, 128, 64))
 
 
 @ARCHITECTURES.register("sae128")
-def _sae128(tiny_res: int) -> _Spec:
-    return _Spec(128, 126, 512, 512, 512, "sae", (504, 252, 126), (168, 84, 42))
+def _sae128(tiny_res: int) -> ArchSpec:
+    return ArchSpec(128, 126, 512, 512, 512, "sae", (504, 252, 126), (168, 84, 42))
 
 
 @ARCHITECTURES.register("sae256")
-def _sae256(tiny_res: int) -> _Spec:
-    return _Spec(256, 126, 512, 512, 512, "sae", (504, 252, 126), (168, 84, 42))
+def _sae256(tiny_res: int) -> ArchSpec:
+    return ArchSpec(256, 126, 512, 512, 512, "sae", (504, 252, 126), (168, 84, 42))
 
 
-def _tiny_spec(tiny_res: int, liae: bool) -> _Spec:
+def _tiny_spec(tiny_res: int, liae: bool) -> ArchSpec:
     if tiny_res % 16 or tiny_res < 16:
         raise ValueError(f"tiny_res must be a multiple of 16, got {tiny_res}")
-    return _Spec(tiny_res, 16, 128, 128, 64, "original", (32, 16, 8), (32, 16, 8), liae=liae)
+    return ArchSpec(tiny_res, 16, 128, 128, 64, "original", (32, 16, 8), (32, 16, 8), liae=liae)
 
 
 @ARCHITECTURES.register("tiny")
-def _tiny(tiny_res: int) -> _Spec:
+def _tiny(tiny_res: int) -> ArchSpec:
     return _tiny_spec(tiny_res, liae=False)
 
 
 @ARCHITECTURES.register("liae_tiny")
-def _liae_tiny(tiny_res: int) -> _Spec:
+def _liae_tiny(tiny_res: int) -> ArchSpec:
     return _tiny_spec(tiny_res, liae=True)
 
 
-def _spec(arch: str, tiny_res: int = 64) -> _Spec:
+def _spec(arch: str, tiny_res: int = 64) -> ArchSpec:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES.names())}")
     return ARCHITECTURES.get(arch)(tiny_res)
@@ -111,7 +113,7 @@ def resolution(arch: str, tiny_res: int = 64) -> int:
 class Bottleneck(nn.Module):
     """Dense -> Dense -> reshape to (res/16)^2 x dense_ch -> Up(up_ch), on a flattened code."""
 
-    spec: _Spec
+    spec: ArchSpec
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -128,7 +130,7 @@ class Bottleneck(nn.Module):
 class Encoder(nn.Module):
     """Four Conv(5, 2) + LeakyReLU(0.1), flattened in NHWC order; then the bottleneck unless LIAE."""
 
-    spec: _Spec
+    spec: ArchSpec
     bottleneck: bool = True
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
@@ -161,7 +163,7 @@ class Decoder(nn.Module):
     output) and a `Modulation` runs on the code and after every upscale of both heads.
     """
 
-    spec: _Spec
+    spec: ArchSpec
     attention_res: int | None = None
     conditioned: bool = False
     dtype: Dtype = jnp.float32

@@ -1,6 +1,6 @@
 """The building blocks shared by the face-swap networks: conv, pixel-shuffle upscale, residual.
 
-Notation follows shared/BENCHMARKS.md: `Conv(k, s, c)`, `Up(c)`, `Res(c)`. Every block computes in
+Notation of the reference network specs: `Conv(k, s, c)`, `Up(c)`, `Res(c)`. Every block computes in
 `dtype` (e.g. bfloat16) and keeps its parameters in `param_dtype` (float32).
 """
 

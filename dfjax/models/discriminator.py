@@ -81,3 +81,11 @@ class PatchDiscriminator(nn.Module):
         if self.attention_res is not None and not attended:
             raise ValueError(f"attention_res must be one of {seen} for this input, got {self.attention_res}")
         return conv(x, 1, 1, "logits").astype(jnp.float32)
+
+
+def discriminator_from_config(gan, dtype) -> PatchDiscriminator | None:
+    """The PatchGAN a config's `gan` section describes (None when `gan.enabled` is off)."""
+    if not gan.enabled:
+        return None
+    return PatchDiscriminator(features=gan.features, n_layers=gan.n_layers, spectral_norm=gan.spectral_norm,
+                              attention_res=gan.get("attention_res", 0) or None, dtype=dtype, param_dtype=jnp.float32)

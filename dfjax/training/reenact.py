@@ -24,7 +24,7 @@ from dfjax.data.reenact_target import Target, load_target, render_all, save_targ
 from dfjax.data.training_set import synthetic_facesets
 from dfjax.errors import UserError
 from dfjax.models.conditioning import C_MAPS
-from dfjax.models.discriminator import PatchDiscriminator
+from dfjax.models.discriminator import discriminator_from_config
 from dfjax.models.unet import UNet
 from dfjax.training.trainer import TRAINERS, Trainer, Variables
 
@@ -52,11 +52,7 @@ class ReenactTrainer(Trainer):
     def build_models(config):
         m, dtype = config.model, jnp.dtype(config.model.dtype)
         generator = UNet(features=m.features, depth=m.depth, max_features=m.max_features, dtype=dtype)
-        discriminator = None
-        if config.gan.enabled:
-            discriminator = PatchDiscriminator(features=config.gan.features, n_layers=config.gan.n_layers,
-                                               spectral_norm=config.gan.spectral_norm, dtype=dtype)
-        return generator, discriminator
+        return generator, discriminator_from_config(config.gan, dtype)
 
     @staticmethod
     def resolution(config) -> int:

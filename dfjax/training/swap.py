@@ -29,7 +29,7 @@ from dfjax.data.training_set import Side, load_side, synthetic_facesets
 from dfjax.errors import UserError
 from dfjax.models.autoencoder import ARCHITECTURES, FaceSwapAE, resolution
 from dfjax.models.conditioning import C_MAPS
-from dfjax.models.discriminator import PatchDiscriminator
+from dfjax.models.discriminator import discriminator_from_config
 from dfjax.previews import make_previewer
 from dfjax.training.trainer import TRAINERS, Trainer, Variables
 
@@ -81,13 +81,7 @@ class SwapTrainer(Trainer):
         generator = FaceSwapAE(arch=config.model.arch, dtype=dtype, param_dtype=jnp.float32,
                                attention_res=config.model.attention_res or None, tiny_res=config.model.tiny_res,
                                cond_channels=C_MAPS * cond_window(config), cond_width=config.model.get("cond_width", 0))
-        discriminator = None
-        if config.gan.enabled:
-            discriminator = PatchDiscriminator(features=config.gan.features, n_layers=config.gan.n_layers,
-                                               spectral_norm=config.gan.spectral_norm,
-                                               attention_res=config.gan.attention_res or None,
-                                               dtype=dtype, param_dtype=jnp.float32)
-        return generator, discriminator
+        return generator, discriminator_from_config(config.gan, dtype)
 
     @staticmethod
     def resolution(config) -> int:
