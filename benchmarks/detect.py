@@ -65,28 +65,29 @@ def bench_cnn(name: str, args) -> dict:
     prog = detector.programs()
     t0 = time.perf_counter()
     state = jax.block_until_ready(prog.init(0))
-    images = parallel.put_batch(random_crops(args.batch, args.size), prog.mesh)
-    labels = parallel.put_batch((np.arange(args.batch) % 2).astype(np.float32), prog.mesh)
-    state, loss = prog.step(state, images, labels)
+    data = {"images": parallel.put_batch(random_crops(args.batch, args.size), prog.mesh),
+            "labels": parallel.put_batch((np.arange(args.batch) % 2).astype(np.float32), prog.mesh)}
+    state, metrics = prog.step(state, data)
+    loss = metrics["loss"]
     jax.block_until_ready(loss)
     compile_s = time.perf_counter() - t0
     for _ in range(args.warmup):
-        state, loss = prog.step(state, images, labels)
-    jax.block_until_ready(loss)
+        state, metrics = prog.step(state, data)
+    jax.block_until_ready(metrics)
     times = []
     for _ in range(args.steps):
         t0 = time.perf_counter()
-        state, loss = prog.step(state, images, labels)
-        jax.block_until_ready(loss)
+        state, metrics = prog.step(state, data)
+        jax.block_until_ready(metrics)
         times.append(time.perf_counter() - t0)
     step_s = statistics.median(times)
-    detector.variables = jax.device_get({"params": state["params"], "batch_stats": state["batch_stats"]})
+    detector.variables = jax.device_get({"params": state.params, "batch_stats": state.model_state})
     test = random_crops(args.frames, args.size, seed=1)
     detector.score(test[:args.batch])  # compiles the forward pass
     t0 = time.perf_counter()
     detector.score(test)
     score_s = time.perf_counter() - t0
-    params = sum(x.size for x in jax.tree.leaves(state["params"]))
+    params = sum(x.size for x in jax.tree.leaves(state.params))
     return {"train_images_per_s": round(args.batch / step_s, 1), "train_step_ms": round(step_s * 1e3, 3),
             "compile_s": round(compile_s, 1), "infer_frames_per_s": round(args.frames / score_s, 1),
             "params_m": round(params / 1e6, 3), "loss_finite": bool(np.isfinite(float(loss)))}

@@ -184,8 +184,11 @@ GAN_OBJECTIVES.register("lsgan")((lsgan_d, lsgan_g))
 
 
 def gan_losses(kind: str) -> tuple[Callable[[Array, Array], Array], Callable[[Array], Array]]:
-    """(d_loss(real_logits, fake_logits), g_loss(fake_logits)) of the objective `kind`."""
-    return GAN_OBJECTIVES.get(kind, "gan.objective")
+    """(d_loss(real_logits, fake_logits), g_loss(fake_logits)) of the objective `kind` (a config's
+    gan.objective, checked when it was loaded)."""
+    if kind not in GAN_OBJECTIVES:
+        raise ValueError(f"unknown GAN loss {kind!r}; choose one of {', '.join(GAN_OBJECTIVES.names())}")
+    return GAN_OBJECTIVES.get(kind)
 
 
 @IMAGE_LOSSES.register("ssim")
