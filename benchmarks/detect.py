@@ -34,7 +34,7 @@ from report import Reporter  # noqa: E402
 
 from detect.cnn import CNNDetector, cnn_config  # noqa: E402
 from detect.registry import DETECTORS  # noqa: E402
-from dfjax import parallel  # noqa: E402
+from dfjax.training import parallel  # noqa: E402
 
 
 

@@ -37,7 +37,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from report import Reporter  # noqa: E402
 
-from dfjax import losses, parallel  # noqa: E402
+from dfjax import losses  # noqa: E402
+from dfjax.training import parallel  # noqa: E402
 from dfjax.config import apply_overrides, load_config  # noqa: E402
 from dfjax.data.training_set import load_side  # noqa: E402
 from dfjax.training.core import initial_state  # noqa: E402

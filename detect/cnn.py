@@ -41,7 +41,8 @@ from sklearn.metrics import roc_auc_score
 from detect.models import CNN_MODELS
 from detect.registry import Detector
 from detect.sbi import self_blend
-from dfjax import parallel
+from dfjax.training import parallel
+from dfjax.config import parse_arg
 from dfjax.errors import UserError
 from dfjax.io import read_json, write_json
 from dfjax.training.loop import Hook, run_loop
@@ -50,16 +51,11 @@ from dfjax.training.step import jit_step, make_step
 
 
 
-CONFIG_FLAGS = {"tiny", "sbi", "bf16"}
-
-
 def config_from_arg(arch: str, arg: str = "") -> ml_collections.ConfigDict:
     """The config of `arch` from a configs/detect_*.py argument: comma-separated tiny, sbi, bf16."""
-    flags = {p.strip() for p in (arg or "").split(",") if p.strip()}
-    if not flags <= CONFIG_FLAGS:
-        raise ValueError(f"unknown arguments {sorted(flags - CONFIG_FLAGS)}; expected some of {sorted(CONFIG_FLAGS)}")
-    c = cnn_config(arch, tiny="tiny" in flags, sbi="sbi" in flags)
-    if "bf16" in flags:
+    flags = parse_arg(arg, tiny=False, sbi=False, bf16=False)
+    c = cnn_config(arch, tiny=flags.tiny, sbi=flags.sbi)
+    if flags.bf16:
         c.model.dtype = "bfloat16"
     return c
 

@@ -18,6 +18,7 @@ from detect.evaluate import aggregate
 from detect.report import write_report
 from detect.registry import DETECTORS
 from dfjax.errors import UserError
+from dfjax.faces.detect import DEFAULT_FACE_DETECTOR
 
 COMPRESSIONS = ("raw", "c23", "c40")
 
@@ -111,7 +112,7 @@ def _check_classes(name: str, ds: Dataset) -> None:
 
 
 def build_splits(real: list[Path], fake: list[Path], cache: Path, *, frames: int, size: int, split_seed: int,
-                 progress=None, face_detector: str = "hog") -> tuple[dict, dict[str, Dataset]]:
+                 progress=None, face_detector: str = DEFAULT_FACE_DETECTOR) -> tuple[dict, dict[str, Dataset]]:
     """The identity-disjoint split's video lists and face-crop datasets (train and test must hold both classes)."""
     items = collect(real, fake)
     splits = split_by_group(items, seed=split_seed)
@@ -138,7 +139,7 @@ def _run_entries(trained: dict, summaries: dict) -> dict:
 def detect_eval(real: list[Path], fake: list[Path], detectors: list[str], output: Path, *,
                 configs: list[str] = (), overrides: list[str] = (), checkpoint: Path | None = None,
                 seeds: int = 1, robustness: bool = False, compression: str | None = None, frames: int = 32,
-                size: int = 256, split_seed: int = 0, face_detector: str = "hog", progress=None) -> dict:
+                size: int = 256, split_seed: int = 0, face_detector: str = DEFAULT_FACE_DETECTOR, progress=None) -> dict:
     """Train (or load) detectors, score them on the test split and write the report to `output`.
 
     face_detector: the face detector of the crops, "hog" (DeepfakeBench's), "cnn" or "hog,cnn".
@@ -191,7 +192,7 @@ def detect_eval(real: list[Path], fake: list[Path], detectors: list[str], output
 
 
 def _compression(trained: dict, test_items: list, levels: list[str], report: dict, cache: Path, frames: int,
-                 size: int, progress, face_detector: str = "hog") -> dict:
+                 size: int, progress, face_detector: str = DEFAULT_FACE_DETECTOR) -> dict:
     """Frame and video metrics of the trained detectors on re-encoded copies of the test videos."""
     from detect.variants import variant_items
 

@@ -79,7 +79,7 @@ def extract(
     quiet: bool = QUIET,
 ) -> None:
     """Find, align and describe faces in videos and images, writing a face set."""
-    from dfjax.extract import ExtractOptions
+    from dfjax.faces.pipeline import ExtractOptions
     from dfjax.extract import extract as run_extract
 
     options = ExtractOptions(size=size, face_type=face_type, coverage=coverage, mask_kind=mask, every_n=every_n,
@@ -122,7 +122,7 @@ def train(
     quiet: bool = QUIET,
 ) -> None:
     """Train (or resume) a model: the config's trainer (swap: two face sets; reenact: --a alone)."""
-    from dfjax import parallel
+    from dfjax.training import parallel
     from dfjax.config import apply_overrides, load_config, load_saved_config
     from dfjax.training.core import train as run_train
 

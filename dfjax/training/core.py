@@ -19,7 +19,8 @@ from typing import Any
 import jax
 import ml_collections
 
-from dfjax import io, parallel
+from dfjax import io
+from dfjax.training import parallel
 from dfjax.config import load_saved_config, save_config
 from dfjax.errors import UserError
 from dfjax.previews import write_preview

@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfjax import losses, parallel
+from dfjax import losses
+from dfjax.training import parallel
 from dfjax.data.augment import sample_indices
 from dfjax.data.reenact_target import Target, load_target, render_all, save_target_info, window_conditioning
 from dfjax.data.training_set import synthetic_facesets

@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dfjax import losses, parallel
+from dfjax import losses
+from dfjax.training import parallel
 from dfjax.data.augment import AugmentConfig, augment_batch, sample_indices, target_geometry
 from dfjax.data.controls import face_controls, window_maps
 from dfjax.data.faceset import FaceSet
