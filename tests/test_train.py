@@ -135,6 +135,10 @@ def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path, tiny_sets):
         train(config, tmp_path)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["bad_steps"] >= 3 and len(records) < 50
+    # every step is checked, a diverging state is never checkpointed, and metrics.jsonl stays JSON
+    assert len(records) <= 4 and not list((tmp_path / "checkpoints").glob("[0-9]*"))
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -212,3 +216,99 @@ def test_two_processes_train_one_model(tmp_path, tiny_sets):
                             capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stdout[-2000:]
     np.testing.assert_allclose(losses_of(tmp_path / "multi"), losses_of(tmp_path / "single"), rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- a workdir survives
+
+def _strict(line: str) -> dict:
+    """One metrics.jsonl line, refusing the bare NaN / Infinity that are not JSON."""
+    return json.loads(line, parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
+
+
+def _cli_train(workdir: Path, sets, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "dfjax.cli", "train", "--workdir", str(workdir), "--quiet",
+            *(["--a", str(sets[0]), "--b", str(sets[1])] if sets else []), "--set", "model.tiny_res=32",
+            "--set", "train.batch_per_side=4", "--set", "log.every=1", "--set", "data.synth_frames=12",
+            "--set", "data.synth_size=64", *extra]
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.kill()  # SIGKILL: no handler runs, nothing is flushed
+    proc.wait(timeout=60)
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_kill_9_at_a_random_step_and_during_the_render_then_resume(tmp_path, tiny_sets):
+    rng = np.random.default_rng()
+    workdir = tmp_path / "run"
+    metrics = workdir / "metrics.jsonl"
+    for attempt in range(2):  # killed at a random step after a checkpoint, twice
+        kill_at = int(rng.integers(3, 9)) + 8 * attempt
+        proc = subprocess.Popen(_cli_train(workdir, tiny_sets, "--set", "log.checkpoint_every=2", "--steps", "1000"),
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _kill_when(proc, lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= kill_at)
+    done = subprocess.run(_cli_train(workdir, tiny_sets, "--steps", "24"), cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    steps = [_strict(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps == list(range(1, 25))  # every step once, however often the run was killed
+    straight = tmp_path / "straight"
+    subprocess.run(_cli_train(straight, tiny_sets, "--steps", "24"), cwd=ROOT, check=True, capture_output=True,
+                   timeout=600)
+    np.testing.assert_allclose(losses_of(workdir), losses_of(straight), rtol=1e-5)  # the same loss curve
+    # killed while rendering the synthetic face sets: the next run renders them again and trains
+    synth_run = tmp_path / "synth_run"
+    proc = subprocess.Popen(_cli_train(synth_run, None, "--steps", "2"), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _kill_when(proc, lambda: (synth_run / "synth" / "videos").exists())
+    assert not (synth_run / "synth" / "synth.json").exists()
+    done = subprocess.run(_cli_train(synth_run, None, "--steps", "2"), cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (synth_run / "synth" / "synth.json").exists() and (synth_run / "checkpoints" / "2").is_dir()
+
+
+def test_second_run_on_a_workdir_in_use_stops_with_one_sentence(tmp_path, tiny_sets):
+    import fcntl
+
+    tmp_path.mkdir(exist_ok=True)
+    with open(tmp_path / ".lock", "a+") as held:  # as a running `dfjax train` holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("12345")
+        held.flush()
+        with pytest.raises(UserError, match="in use by another dfjax train .PID 12345"):
+            train(tiny_config(tiny_sets, 1), tmp_path)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "config.json").exists()
+    assert train(tiny_config(tiny_sets, 1), tmp_path)["step"] == 1  # released: the next run goes ahead
+
+
+def test_a_refused_or_failed_run_leaves_the_workdir_usable(tmp_path, tiny_sets):
+    failed = tiny_config(tiny_sets, 1, **{"data.b": f"'{tmp_path / 'missing'}'"})
+    with pytest.raises(UserError, match="does not exist"):
+        train(failed, tmp_path)
+    assert not (tmp_path / "config.json").exists()  # nothing saved by a run that never trained
+    train(tiny_config(tiny_sets, 2, **{"log.checkpoint_every": 1}), tmp_path)
+    saved = (tmp_path / "config.json").read_bytes()
+    with pytest.raises(UserError, match="different model"):
+        train(tiny_config(tiny_sets, 3, **{"model.tiny_res": 48}), tmp_path)
+    assert (tmp_path / "config.json").read_bytes() == saved  # a refused run writes nothing
+    # a damaged latest checkpoint: the run says so and resumes from the one before it
+    for f in (tmp_path / "checkpoints" / "2").rglob("*"):
+        if f.is_file():
+            f.write_bytes(b"")
+    from dfjax.training import core
+
+    warnings = []
+    original, core._warn = core._warn, warnings.append
+    try:
+        summary = train(tiny_config(tiny_sets, 4), tmp_path)
+    finally:
+        core._warn = original
+    assert summary["steps_run"] == 3 and warnings and "checkpoint 2" in warnings[0] and "checkpoint 1" in warnings[0]
+    steps = [_strict(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]  # step 2's record of the damaged run was dropped and logged again

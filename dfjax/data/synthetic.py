@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dfjax import media
+from dfjax import io, media
 from dfjax.data.faceset import FaceSetWriter
 from dfjax.data.synth_identity import IDENTITIES, Identity, get_identity, make_identity
 from dfjax.data.synth_render import (FrameState, GroundTruth, neutral_state, render_frame,
@@ -150,4 +150,13 @@ def synthesize(out_dir: str | Path, *, frames: int = 300, size: int = 256, face_
     seconds = time.perf_counter() - started
     total = frames * (len(people) + len(pairs))
     summary.update(seconds=round(seconds, 2), frames_per_second=round(total / max(seconds, 1e-9), 1))
+    io.write_json(out / COMPLETE, summary)  # written last: a render stopped part-way has none
     return summary
+
+
+COMPLETE = "synth.json"  # the summary of a finished render
+
+
+def is_complete(out_dir: str | Path) -> bool:
+    """Whether `out_dir` holds a finished `synthesize` render (not one stopped part-way)."""
+    return (Path(out_dir) / COMPLETE).is_file()

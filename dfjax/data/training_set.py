@@ -7,6 +7,7 @@ all three with the face, so the mask loss and the eye/mouth priority weights sta
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,9 +61,10 @@ def load_side(name: str, path: str | Path, cache_dir: str | Path | None = None) 
 
 def synthetic_facesets(workdir: Path, frames: int, size: int, progress=None) -> tuple[Path, Path]:
     """Render the built-in identities once into the workdir and return their face sets."""
-    from dfjax.data.synthetic import synthesize
+    from dfjax.data.synthetic import is_complete, synthesize
 
     out = workdir / "synth"
-    if not (out / "facesets" / "a" / "faceset.json").exists():
+    if not is_complete(out):  # never rendered, or stopped part-way (Ctrl-C, kill): render it again
+        shutil.rmtree(out, ignore_errors=True)
         synthesize(out, frames=frames, size=max(2 * size, 128), face_size=size, progress=progress, overwrite=True)
     return out / "facesets" / "a", out / "facesets" / "b"

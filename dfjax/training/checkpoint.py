@@ -2,12 +2,14 @@
 
 Orbax writes each step to a temporary folder and renames it when complete, so an interrupted save
 never looks like a checkpoint. A checkpoint stores the state's fields as a dict (`TrainState.to_dict`),
-so it can be read without dfjax. A checkpoint whose tree does not match the config is a UserError.
+so it can be read without dfjax. A damaged latest checkpoint falls back to the one before it (and
+says so); a checkpoint whose tree does not match the config is a UserError.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import jax
 import orbax.checkpoint as ocp
@@ -30,16 +32,30 @@ class Checkpointer:
             return
         self._manager.save(step, args=ocp.args.StandardSave(state.to_dict()), force=force)
 
-    def restore(self, abstract_state: TrainState, shardings, step: int | None = None) -> TrainState:
-        """Restore `step` (default: the latest) with the shapes, dtypes and shardings of `abstract_state`."""
-        step = self._manager.latest_step() if step is None else step
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def restore(self, abstract_state: TrainState, shardings, step: int | None = None,
+                warn: Callable[[str], None] | None = None) -> TrainState:
+        """Restore `step` (default: the latest readable one) with the shapes, dtypes and shardings of
+        `abstract_state`. Without `step`, a checkpoint that cannot be read is passed over for the one
+        before it, and `warn` is told which."""
         target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, shardings)
-        try:
-            return TrainState.from_dict(self._manager.restore(step, args=ocp.args.StandardRestore(target.to_dict())))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UserError(f"the checkpoint at {self.directory} does not fit this config "
-                            f"({str(exc).splitlines()[0][:120]}); use the config it was trained with "
-                            "or a new --workdir.") from None
+        steps = [step] if step is not None else sorted(self._manager.all_steps(), reverse=True)
+        failures = []
+        for candidate in steps:
+            try:
+                state = self._manager.restore(candidate, args=ocp.args.StandardRestore(target.to_dict()))
+            except Exception as exc:  # noqa: BLE001 - orbax and tensorstore raise many kinds for a damaged file
+                failures.append((candidate, str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__))
+                continue
+            if failures and warn is not None:
+                warn(f"checkpoint {failures[0][0]} in {self.directory} cannot be read ({failures[0][1]}); "
+                     f"resuming from checkpoint {candidate}.")
+            return TrainState.from_dict(state)
+        raise UserError(f"the checkpoint at {self.directory} does not fit this config or is damaged "
+                        f"({failures[0][1] if failures else 'no checkpoint'}); use the config it was trained "
+                        "with, or a new --workdir.")
 
     def close(self) -> None:
         self._manager.wait_until_finished()

@@ -9,8 +9,11 @@ Programs are compiled once per process for a config (a resume, a test, the demo 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -34,12 +37,13 @@ from dfjax.training.trainer import TRAINERS, Trainer
 
 
 def prepare_workdir(workdir: Path, config: ml_collections.ConfigDict) -> None:
-    """Make `workdir` (checking it is writable) and save the config; refuse a workdir of another model.
+    """Make `workdir` (checking it is writable); refuse a workdir whose checkpoints are of another model.
 
-    The saved config is compared before anything is written, so a refused run leaves the workdir as it was.
+    Nothing is written to a workdir that is refused; the config is saved later (`save_config`), once
+    the data is loaded, so a run that fails before training leaves no config behind to trip the next.
     """
     saved = workdir / "config.json"
-    if saved.exists():
+    if saved.exists() and any((workdir / "checkpoints").glob("[0-9]*")):
         try:
             previous = io.read_json(saved)
         except (OSError, ValueError):
@@ -55,8 +59,47 @@ def prepare_workdir(workdir: Path, config: ml_collections.ConfigDict) -> None:
         probe.unlink()
     except OSError as exc:
         raise UserError(f"cannot write to workdir {workdir} ({exc.strerror}); choose a writable folder.") from None
-    if jax.process_index() == 0:
-        save_config(config, saved)
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: Path):
+    """Hold `workdir/.lock` (an advisory lock the system drops when the process dies, even by kill -9)
+    while training, so a second run on the same workdir stops at once instead of mixing checkpoints."""
+    if jax.process_index() != 0:  # the chief holds it for the whole job
+        yield
+        return
+    with open(workdir / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise UserError(f"{workdir} is in use by another dfjax train (PID {owner}); wait for it to finish "
+                            "or pass another --workdir.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def keep_metrics_until(workdir: Path, step: int) -> None:
+    """Drop metrics.jsonl records after `step` (those of a run that stopped after its last checkpoint),
+    so a resumed run logs each step once."""
+    path = workdir / "metrics.jsonl"
+    if jax.process_index() != 0 or not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a kill
+    io.write_text(path, "".join(f"{line}\n" for line in kept))
 
 
 # ----------------------------------------------------------------------------- compiled programs
@@ -128,41 +171,51 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, progress=No
     workdir = Path(workdir)
     trainer = TRAINERS.get(config.get("trainer", "swap"), "trainer")(config)
     prepare_workdir(workdir, config)
-    mesh = parallel.make_mesh()
-    parallel.check_batch(trainer.batch_size(), mesh)
-    trainer.prepare(workdir, mesh, progress)
-    compiled = programs(trainer, mesh)
-    checkpointer = Checkpointer(workdir / "checkpoints", keep=config.log.keep)
-    chief = jax.process_index() == 0
-    try:
-        if checkpointer.latest_step() is not None:
-            state = checkpointer.restore(compiled.abstract, compiled.state_sharding)
-        else:
-            state = compiled.init()
-        start = int(jax.device_get(state.step))
-        trainer.start(start, mesh)
-        log = MetricsLog(workdir)
+    with workdir_lock(workdir):
+        mesh = parallel.make_mesh()
+        parallel.check_batch(trainer.batch_size(), mesh)
+        trainer.prepare(workdir, mesh, progress)
+        chief = jax.process_index() == 0
+        if chief:
+            save_config(config, workdir / "config.json")
+        compiled = programs(trainer, mesh)
+        checkpointer = Checkpointer(workdir / "checkpoints", keep=config.log.keep)
+        try:
+            if checkpointer.latest_step() is not None:
+                state = checkpointer.restore(compiled.abstract, compiled.state_sharding, warn=_warn)
+            else:
+                state = compiled.init()
+            start = int(jax.device_get(state.step))
+            keep_metrics_until(workdir, start)
+            trainer.start(start, mesh)
+            log = MetricsLog(workdir)
 
-        def preview(state, step):
-            grid = trainer.preview(state)  # every process runs the (global) computation
-            if chief:
-                write_preview(workdir, step, grid, log.tb, **({"layout": trainer.preview_caption}
-                                                              if trainer.preview_caption else {}))
+            def preview(state, step):
+                grid = trainer.preview(state)  # every process runs the (global) computation
+                if chief:
+                    write_preview(workdir, step, grid, log.tb, **({"layout": trainer.preview_caption}
+                                                                  if trainer.preview_caption else {}))
 
-        done = run_loop(state, compiled.step, trainer.feed, start=start, steps=config.train.steps,
-                        log_every=config.log.every, nan_patience=config.train.nan_patience, workdir=workdir,
-                        checkpointer=checkpointer, checkpoint_every=config.log.checkpoint_every,
-                        hooks=(Hook(config.log.preview_every, preview),), log=log, progress=progress,
-                        task="train" if trainer.name == "swap" else f"{trainer.name} train")
-    finally:
-        trainer.close()
-        checkpointer.close()
+            done = run_loop(state, compiled.step, trainer.feed, start=start, steps=config.train.steps,
+                            log_every=config.log.every, nan_patience=config.train.nan_patience, workdir=workdir,
+                            checkpointer=checkpointer, checkpoint_every=config.log.checkpoint_every,
+                            hooks=(Hook(config.log.preview_every, preview),), log=log, progress=progress,
+                            task="train" if trainer.name == "swap" else f"{trainer.name} train")
+        finally:
+            trainer.close()
+            checkpointer.close()
     steps_run = done.step - start
     return {"workdir": str(workdir), **trainer.summary(), "steps_run": steps_run, "step": done.step,
             "stopped_by": done.stopped_by, "seconds": round(done.seconds, 1),
             "images_per_s": round(steps_run * trainer.images_per_step() / max(done.seconds, 1e-9), 1),
             "devices": mesh.size, "loss": None if done.last_log is None else done.last_log["loss"],
             "preview": str(workdir / "previews" / "latest.png")}
+
+
+def _warn(message: str) -> None:
+    from dfjax.progress import console
+
+    console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
 # ----------------------------------------------------------------------------- inference

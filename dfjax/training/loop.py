@@ -92,7 +92,8 @@ def run_loop(state, step_fn: Callable, feed: Callable[[int], Any], *, start: int
              nan_patience: int, workdir: Path | None = None, checkpointer: Checkpointer | None = None,
              checkpoint_every: int = 0, hooks: tuple[Hook, ...] = (), on_log: Callable[[dict], None] | None = None,
              log: MetricsLog | None = None, progress=None, task: str = "train",
-             advice: str = "lower train.lr or check the data, then resume from the last checkpoint") -> LoopResult:
+             advice: str = "lower train.lr or check the data, then resume from the last healthy checkpoint"
+             ) -> LoopResult:
     """Step `state` with `step_fn(state, feed(step))` from `start` to `steps`.
 
     Metrics are logged every `log_every` steps and at the last. Checkpoints (when `checkpointer`)
@@ -117,14 +118,16 @@ def run_loop(state, step_fn: Callable, feed: Callable[[int], Any], *, start: int
             if progress and "loss" in last_log:
                 progress.update(bar, description=f"{task} loss {last_log['loss']:.4f}")
 
+    previous = None  # the last step's metrics, whose skipped-step count is read one step behind
     try:
         while step < steps:
             state, metrics = step_fn(state, feed(step))
             step += 1
             flush()  # the previous step's metrics: the host never waits on the device
-            if last_log is not None and last_log["bad_steps"] >= nan_patience:
+            if previous is not None and int(jax.device_get(previous["bad_steps"])) >= nan_patience:
                 reason = "non-finite"
                 break
+            previous = metrics
             if step % log_every == 0 or step == steps:
                 pending = (step, metrics)
             due = [hook for hook in hooks if step % hook.every == 0 or step == steps]
@@ -140,13 +143,16 @@ def run_loop(state, step_fn: Callable, feed: Callable[[int], Any], *, start: int
                 reason = stop.raised
                 break
         flush()
-        if reason != "non-finite" and last_log is not None and last_log["bad_steps"] >= nan_patience:
+        if reason == "finished" and previous is not None and int(jax.device_get(previous["bad_steps"])) >= nan_patience:
             reason = "non-finite"
-        if checkpointer is not None:
+        if checkpointer is not None and reason != "non-finite":  # never checkpoint a diverging run
             checkpointer.save(step, state, force=True)
     finally:
         stop.restore()
         log.close()
     if reason == "non-finite":
-        raise UserError(f"{task} stopped at step {step}: {nan_patience} non-finite step(s) in a row; {advice}.")
+        healthy = checkpointer.latest_step() if checkpointer is not None else None
+        where = f" (step {healthy})" if healthy is not None else ""
+        raise UserError(f"{task} stopped at step {step}: {nan_patience} non-finite step(s) in a row; {advice}"
+                        f"{where}.")
     return LoopResult(state, step, reason, last_log, time.perf_counter() - started, records)

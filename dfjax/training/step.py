@@ -7,8 +7,8 @@ A trainer supplies three pure functions (see dfjax.training.trainer.Trainer):
     discriminator_loss(d_params, state, batch, aux) -> (loss, (metrics, d_stats))    optional
 
 and the step does the rest the same way for every model: gradients, the optimizer update, the EMA of
-the parameters, the discriminator's update, and skip-if-non-finite (a step whose losses or gradients
-are not finite leaves the state as it was and counts in `bad_steps`). `aux["model_state"]`, when a
+the parameters, the discriminator's update, and skip-if-non-finite (a step whose losses, gradients
+or updated parameters are not finite leaves the state as it was and counts in `bad_steps`). `aux["model_state"]`, when a
 trainer returns it, is the model's updated batch statistics.
 """
 
@@ -40,7 +40,8 @@ def make_step(trainer, optimizer: optax.GradientTransformation, d_optimizer: opt
             new["ema"] = optax.incremental_update(params, state.ema, 1.0 - ema_decay)
         if "model_state" in aux:
             new["model_state"] = aux["model_state"]
-        finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
+        # an update that overflows the parameters is refused too, not only a non-finite loss or gradient
+        finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads)) & jnp.isfinite(optax.tree.norm(params))
         if discriminator_loss is not None:
             (d_loss, (d_metrics, d_stats)), d_grads = jax.value_and_grad(discriminator_loss, has_aux=True)(
                 state.d_params, state, batch, aux)
