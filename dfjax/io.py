@@ -3,7 +3,10 @@ always parses.
 
 A file is written to a hidden temporary name beside its destination and renamed into place when
 complete; a folder is built under `.NAME.partial` and renamed likewise. A crash or Ctrl-C therefore
-never leaves a half-written output that looks finished. JSON is strict: numpy values become plain
+never leaves a half-written output that looks finished. Outputs that belong together (a video, its
+masks and its sidecar) are `staged`: all written under temporary names and renamed at the end, so a
+failing run leaves the previous run's outputs as they were. `check_writable` and `check_new_outputs`
+refuse an output path before any work starts. JSON is strict: numpy values become plain
 numbers and lists, NaN and infinity become null (JSON has neither).
 """
 
@@ -19,6 +22,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+
+from dfjax.errors import UserError
 
 
 def jsonable(x: Any) -> Any:
@@ -71,6 +76,22 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb
     return path
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside `path` for writers that need a file name (video encoders, record
+    writers); renamed to `path` when the block ends cleanly, removed when it raises."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text), mode="w")
 
@@ -111,3 +132,57 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, path)
+
+
+def check_writable(path: str | Path, folder: bool = False) -> None:
+    """A UserError now, before any work, when `path` cannot be written: an existing file where a folder
+    is wanted (`folder`), an existing folder where a file is, or no writable folder to create it in."""
+    path = Path(path)
+    if path.exists():
+        if folder and not path.is_dir():
+            raise UserError(f"-o {path} is a file, not a folder; pass a folder path to -o (or remove that file).")
+        if not folder and path.is_dir():
+            raise UserError(f"-o {path} is a folder; pass a file name to -o, not a folder.")
+    ancestor = path if folder else path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"cannot write {path}: {ancestor} is a file, not a folder; choose another output path.")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {path}: {ancestor} is not writable; choose a writable output path.")
+
+
+def check_new_outputs(paths: list[Path], overwrite: bool) -> None:
+    """A UserError naming the first of `paths` that exists, unless `overwrite`."""
+    existing = [Path(p) for p in paths if Path(p).exists()]
+    if existing and not overwrite:
+        others = f" (and {len(existing) - 1} more of its outputs)" if len(existing) > 1 else ""
+        raise UserError(f"{existing[0]} already exists{others}; pass --overwrite to replace it, or choose another -o.")
+
+
+def staged_path(path: str | Path) -> Path:
+    """The hidden name an output is written under until the outputs staged with it are complete."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.partial.staged{path.suffix}")
+
+
+@contextlib.contextmanager
+def staged(paths: list[Path]) -> Iterator[dict[Path, Path]]:
+    """Temporary names {output: temporary} for outputs that belong together.
+
+    The block writes the temporaries; when it ends cleanly each one written is renamed over its output,
+    so earlier outputs are replaced only once every new one is complete. On an exception the
+    temporaries are removed and the outputs stay as they were.
+    """
+    temporaries = {Path(p): staged_path(p) for p in paths}
+    for tmp in temporaries.values():
+        tmp.unlink(missing_ok=True)
+    try:
+        yield temporaries
+    except BaseException:
+        for tmp in temporaries.values():
+            tmp.unlink(missing_ok=True)
+        raise
+    for path, tmp in temporaries.items():
+        if tmp.exists():
+            os.replace(tmp, path)
