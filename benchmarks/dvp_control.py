@@ -216,7 +216,8 @@ def swap_timed(video: Path, out: Path, model_dir: Path, alignments: Path, pose: 
     from dfjax.swap import SwapOptions, swap
 
     started = time.perf_counter()
-    swap(video, out, model_dir, SwapOptions(lossless=True, workers=1, pose=pose), alignments=alignments)
+    swap(video, out, model_dir, SwapOptions(lossless=True, workers=1, pose=pose), alignments=alignments,
+         overwrite=True)
     return round(time.perf_counter() - started, 1)
 
 

@@ -38,6 +38,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.model.dtype = "float32" if tiny else "bfloat16"  # compute dtype; parameters stay float32
     c.model.attention_res = 0  # SAGAN self-attention in the decoders at this resolution (0: off)
     c.model.tiny_res = arg.res or 64  # input size of the tiny architectures (a multiple of 16)
+    c.model.latent = "ae"  # ae | vae: a variational bottleneck (mean and log-variance heads, KL term loss.kl)
 
     c.data = ml_collections.ConfigDict()
     c.data.a = ""  # face-set folders; empty: render the built-in synthetic identities
@@ -72,8 +73,14 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.loss.mask = 1.0
     c.loss.outside_mask_weight = 0.2  # faceswap's penalised mask loss: weight of pixels outside the face
     c.loss.ffl = 0.0  # focal frequency loss
-    c.loss.perceptual = 0.0
-    c.loss.vgg16_weights = ""  # .npz or .h5 file with VGG16 weights, needed when perceptual > 0
+    c.loss.perceptual = 0.0  # VGG16 feature term (pix2pixHD's layer weights)
+    c.loss.style = 0.0  # VGG16 style term: Gram matrices of conv1_2 ... conv4_3 (Johnson et al. 2016)
+    c.loss.vgg16_weights = ""  # .npz or .h5 file with VGG16 weights, needed when perceptual or style > 0
+    c.loss.tv = 0.0  # total variation of the generated face (needs no weights)
+    # KL of the code to N(0, I) with model.latent=vae (ignored with ae): summed over the code, while the
+    # pixel losses are per-pixel means, so 1e-4 is already a strong prior for a 128-wide code
+    c.loss.kl = 1e-4
+    c.loss.kl_warmup_steps = 0  # the KL weight ramps linearly from 0 over this many steps (0: full at once)
 
     c.gan = ml_collections.ConfigDict()
     c.gan.enabled = arg.gan

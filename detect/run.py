@@ -19,8 +19,10 @@ from detect.report import write_report
 from detect.registry import DETECTORS
 from dfjax.errors import UserError
 from dfjax.faces.detect import DEFAULT_FACE_DETECTOR
+from dfjax.io import check_writable
 
 COMPRESSIONS = ("raw", "c23", "c40")
+MIN_CROP = 16  # face crops smaller than this hold too little of a face to score
 
 
 # ---------------------------------------------------------------- configs
@@ -148,11 +150,14 @@ def detect_eval(real: list[Path], fake: list[Path], detectors: list[str], output
     `output`/checkpoints/<label>/seed_<k>, which `checkpoint` accepts in a later run.
     """
     output = Path(output)
+    for value, low, name in ((frames, 1, "--frames"), (size, MIN_CROP, "--size"), (split_seed, 0, "--split-seed"),
+                             (seeds, 1, "--seeds")):
+        if value < low:
+            raise UserError(f"{name} {value} is out of range; give {low} or more.")
+    check_writable(output, folder=True)
     specs = resolve_detectors(list(detectors), list(configs), list(overrides))
     levels = parse_compression(compression)
     check_face_detector(face_detector)
-    if seeds < 1:
-        raise UserError(f"--seeds {seeds}: give at least 1.")
     if checkpoint is not None:
         trained = protocol.load_all(list(specs), Path(checkpoint))  # before the slow dataset build
     cache = output / "cache"

@@ -36,6 +36,7 @@ stem, except:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from dataclasses import dataclass
@@ -113,23 +114,29 @@ def _refuse_missing(label_file: Path, missing: list[tuple[Path, str]], fix: str)
 def read_csv(path: Path) -> list[VideoItem]:
     """The rows of a labels CSV `path,label[,method,group]`."""
     items, missing = [], []
-    with open(path, newline="") as f:
-        for line, row in enumerate(csv.reader(f), start=1):
-            row = [c.strip() for c in row]
-            if not any(row) or row[0].startswith("#") or (line == 1 and row[0].lower() == "path"):
-                continue
-            if len(row) < 2 or len(row) > 4 or row[1].lower() not in _LABELS:
-                raise UserError(f"{path} line {line} is not `path,label[,method,group]` with label 0/1 "
-                                f"or real/fake (got {','.join(row)!r}); fix that row.")
-            video = Path(row[0]) if Path(row[0]).is_absolute() else path.parent / row[0]
-            if not video.is_file():
-                missing.append((video, f" (line {line})"))
-                continue
-            label = _LABELS[row[1].lower()]
-            base = _video_item(video, label)
-            method = row[2] if len(row) > 2 and row[2] else base.method
-            group = row[3] if len(row) > 3 and row[3] else base.group
-            items.append(VideoItem(video, label, method, group))
+    try:
+        rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline="")))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                        "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8) and pass it again.") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({exc.strerror}); check the path and its permissions.") from None
+    for line, row in enumerate(rows, start=1):
+        row = [c.strip() for c in row]
+        if not any(row) or row[0].startswith("#") or (line == 1 and row[0].lower() == "path"):
+            continue
+        if len(row) < 2 or len(row) > 4 or row[1].lower() not in _LABELS:
+            raise UserError(f"{path} line {line} is not `path,label[,method,group]` with label 0/1 "
+                            f"or real/fake (got {','.join(row)!r}); fix that row.")
+        video = Path(row[0]) if Path(row[0]).is_absolute() else path.parent / row[0]
+        if not video.is_file():
+            missing.append((video, f" (line {line})"))
+            continue
+        label = _LABELS[row[1].lower()]
+        base = _video_item(video, label)
+        method = row[2] if len(row) > 2 and row[2] else base.method
+        group = row[3] if len(row) > 3 and row[3] else base.group
+        items.append(VideoItem(video, label, method, group))
     _refuse_missing(path, missing, "fix those paths (relative to the CSV's folder) or remove their rows.")
     return items
 

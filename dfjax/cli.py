@@ -15,12 +15,16 @@ from rich.table import Table
 from dfjax import __version__
 from dfjax.errors import UserError
 from dfjax.faces.detect import DEFAULT_FACE_DETECTOR
+from dfjax.faces.smooth import KALMAN_DEFAULTS, ONE_EURO_DEFAULTS
 from dfjax.progress import console, progress_bar
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Make face-swap fakes and measure how well they can be detected.")
 
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+SMOOTHING = typer.Option("one-euro", help="Landmark smoothing over time: one-euro | kalman | none.")
+ALLOW_TRUNCATED = typer.Option(False, "--allow-truncated", help="Use a video that decodes to fewer frames than its "
+                               "container lists (a cut-off download) with a warning, instead of refusing it.")
 
 
 def command(func):
@@ -73,19 +77,30 @@ def extract(
     identity: Optional[Path] = typer.Option(None, help="Photo of the person to keep in multi-face frames."),
     min_size: float = typer.Option(0.0, help="Drop faces whose box is narrower than this (pixels)."),
     blur_threshold: float = typer.Option(0.0, help="Drop faces whose blur score (Laplacian variance) is lower."),
-    smoothing: bool = typer.Option(True, help="One Euro smoothing of landmarks over time."),
+    smoothing: str = SMOOTHING,
+    one_euro_min_cutoff: float = typer.Option(ONE_EURO_DEFAULTS["min_cutoff"], help="One Euro: a still face's cutoff in Hz (lower: smoother)."),
+    one_euro_beta: float = typer.Option(ONE_EURO_DEFAULTS["beta"], help="One Euro: how fast the cutoff rises with speed (higher: less lag)."),
+    kalman_process_noise: float = typer.Option(KALMAN_DEFAULTS["process_noise"],
+                                               help="Kalman: random acceleration, px/s^2 (higher: follows turns faster)."),
+    kalman_measurement_noise: float = typer.Option(KALMAN_DEFAULTS["measurement_noise"],
+                                                   help="Kalman: landmark noise, px (higher: smoother)."),
     workers: int = typer.Option(0, help="Worker processes (0: every core)."),
     overwrite: bool = typer.Option(False, help="Replace an existing face set."),
+    allow_truncated: bool = ALLOW_TRUNCATED,
     quiet: bool = QUIET,
 ) -> None:
     """Find, align and describe faces in videos and images, writing a face set."""
+    from dfjax import media
     from dfjax.faces.pipeline import ExtractOptions
     from dfjax.extract import extract as run_extract
 
     options = ExtractOptions(size=size, face_type=face_type, coverage=coverage, mask_kind=mask, every_n=every_n,
                              detector=detector, max_side=max_side, min_size=min_size,
-                             blur_threshold=blur_threshold, smoothing=smoothing, workers=workers)
-    with progress_bar("frames", quiet) as progress:
+                             blur_threshold=blur_threshold, smoothing=smoothing,
+                             one_euro_min_cutoff=one_euro_min_cutoff, one_euro_beta=one_euro_beta,
+                             kalman_process_noise=kalman_process_noise,
+                             kalman_measurement_noise=kalman_measurement_noise, workers=workers)
+    with media.allow_truncated(allow_truncated), progress_bar("frames", quiet) as progress:
         summary = run_extract(inputs, output, options, identity=identity, overwrite=overwrite, progress=progress)
     _print_summary(f"face set written to {output}", summary)
 
@@ -126,6 +141,8 @@ def train(
     from dfjax.config import apply_overrides, load_config, load_saved_config
     from dfjax.training.core import train as run_train
 
+    from dfjax.data.faceset import FaceSet
+
     parallel.initialize(distributed)
     saved = workdir / "config.json"
     sets = ([f"data.a={str(a or '')!r}", f"data.b={str(b or '')!r}"] if a is not None or b is not None else [])
@@ -136,6 +153,9 @@ def train(
         cfg = apply_overrides(load_saved_config(saved), settings)
     else:
         cfg = load_config("swap.py:tiny", settings)
+    for side in ("a", "b"):  # a missing or damaged face set is refused before the workdir is made
+        if cfg.data.get(side):
+            FaceSet(cfg.data[side]).require("landmarks", "matrix")
     with progress_bar("steps", quiet) as progress:
         summary = run_train(cfg, workdir, progress=progress)
     _print_summary(f"trained in {workdir}", summary)
@@ -163,18 +183,22 @@ def swap(
                                               "(relative) or the source's own, with each identity's pose-fitted "
                                               "landmark layout (absolute)."),
     workers: int = typer.Option(0, help="Face-finding worker processes (0: every core)."),
+    smoothing: str = SMOOTHING,
+    overwrite: bool = typer.Option(False, help="Replace an existing output (and its masks and sidecar)."),
+    allow_truncated: bool = ALLOW_TRUNCATED,
     quiet: bool = QUIET,
 ) -> None:
     """Swap faces with a trained model; writes the video, its masks, and a JSON sidecar of what changed."""
+    from dfjax import media
     from dfjax.swap import SwapOptions
     from dfjax.swap import swap as run_swap
 
     options = SwapOptions(direction=direction, mask=mask, erode=erode, feather=feather, color=color, blend=blend,
                           crf=crf, lossless=lossless, watermark=watermark, every_n=every_n, detector=detector,
-                          pose=pose, workers=workers)
-    with progress_bar("frames", quiet) as progress:
+                          pose=pose, workers=workers, smoothing=smoothing)
+    with media.allow_truncated(allow_truncated), progress_bar("frames", quiet) as progress:
         summary = run_swap(input, output, model, options, identity=identity, alignments=alignments,
-                           progress=progress)
+                           overwrite=overwrite, progress=progress)
     _print_summary(f"swapped into {output}", summary)
 
 
@@ -188,15 +212,20 @@ def reenact(
     driver_faces: Optional[Path] = typer.Option(None, help="Reuse `dfjax extract`'s faces of the driver: its face set."),
     every_n: int = typer.Option(10, "--every-n", help="Full face detection every N driver frames; track between."),
     workers: int = typer.Option(0, help="Face-finding worker processes (0: every core)."),
+    smoothing: str = SMOOTHING,
+    overwrite: bool = typer.Option(False, help="Replace an existing output (and its masks and sidecar)."),
+    allow_truncated: bool = ALLOW_TRUNCATED,
     quiet: bool = QUIET,
 ) -> None:
     """Re-render a reenactment model's target driven by a driver video; writes video, masks and sidecar."""
+    from dfjax import media
     from dfjax.reenact import ReenactOptions
     from dfjax.reenact import reenact as run_reenact
 
-    options = ReenactOptions(crf=crf, lossless=lossless, every_n=every_n, workers=workers)
-    with progress_bar("frames", quiet) as progress:
-        summary = run_reenact(model, driver, output, options, driver_faces=driver_faces, progress=progress)
+    options = ReenactOptions(crf=crf, lossless=lossless, every_n=every_n, workers=workers, smoothing=smoothing)
+    with media.allow_truncated(allow_truncated), progress_bar("frames", quiet) as progress:
+        summary = run_reenact(model, driver, output, options, driver_faces=driver_faces, overwrite=overwrite,
+                              progress=progress)
     _print_summary(f"reenacted into {output}", summary)
 
 
@@ -209,13 +238,18 @@ def evaluate_swap(
     truth: Optional[Path] = typer.Option(None, help="Ground-truth swap video (from `dfjax synth`) for PSNR/SSIM."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
     max_frames: Optional[int] = typer.Option(None, help="Only the first N frames."),
+    allow_truncated: bool = ALLOW_TRUNCATED,
     quiet: bool = QUIET,
 ) -> None:
     """Score a swap: identity distance, pose/landmark/gaze error, jitter, and PSNR/SSIM against ground truth."""
+    from dfjax import media
+    from dfjax.io import check_writable
     from dfjax.metrics import evaluate_swap as run_evaluation
     from dfjax.metrics import format_table, save_report
 
-    with progress_bar("frames", quiet) as progress:
+    if output:
+        check_writable(output)
+    with media.allow_truncated(allow_truncated), progress_bar("frames", quiet) as progress:
         report = run_evaluation(source, swapped, target_faces=target_faces, source_faces=source_faces,
                                 truth_video=truth, max_frames=max_frames, progress=progress)
     console.print(format_table(report), highlight=False)
@@ -243,12 +277,14 @@ def detect_eval(
     size: int = typer.Option(256, help="Face crop size (DeepfakeBench-style crop, scale 1.3)."),
     split_seed: int = typer.Option(0, help="Seed of the identity-disjoint train/val/test split."),
     face_detector: str = typer.Option(DEFAULT_FACE_DETECTOR, "--face-detector", help="hog | cnn | hog,cnn"),
+    allow_truncated: bool = ALLOW_TRUNCATED,
     quiet: bool = QUIET,
 ) -> None:
     """Train detectors on real and fake videos split by identity and score them like a benchmark."""
     from detect.run import detect_eval as run_detect_eval
+    from dfjax import media
 
-    with progress_bar("items", quiet) as progress:
+    with media.allow_truncated(allow_truncated), progress_bar("items", quiet) as progress:
         report = run_detect_eval(real, fake, detector, output, configs=config, overrides=overrides,
                                  checkpoint=checkpoint, seeds=seeds, robustness=robustness, compression=compression,
                                  frames=frames, size=size, split_seed=split_seed, face_detector=face_detector,

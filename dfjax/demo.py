@@ -18,14 +18,17 @@ from pathlib import Path
 
 from dfjax.config import load_config
 from dfjax.data.synthetic import synthesize
+from dfjax.errors import UserError
 from dfjax.extract import extract
 from dfjax.faces.pipeline import ExtractOptions
+from dfjax.io import check_writable
 from dfjax.metrics import evaluate_swap, save_report
 from dfjax.swap import SwapOptions, swap
 from dfjax.training.core import train
 
 # HOG alone loses A's face on the last 27 of the 240 frames (a turned head); the CNN finds it there
 DEMO_DETECTOR = "hog,cnn"
+MIN_FRAMES = 40  # the detection step samples 40 frames of every video (detect.run.DEMO_FRAMES)
 
 
 def run_demo(output: str | Path, *, frames: int = 240, steps: int = 600, progress=None) -> dict:
@@ -33,6 +36,10 @@ def run_demo(output: str | Path, *, frames: int = 240, steps: int = 600, progres
     from dfjax.reenact import demo_reenact
 
     output = Path(output)
+    if frames < MIN_FRAMES or steps < 1:
+        raise UserError(f"the demo needs --frames {MIN_FRAMES} or more and --steps 1 or more (got --frames {frames}, "
+                        f"--steps {steps}); fix the option.")
+    check_writable(output, folder=True)
     synthesize(output / "synth", frames=frames, size=256, face_size=128, overwrite=True, progress=progress)
     facesets = output / "synth" / "facesets"
     extracted = extract([output / "synth" / "videos" / "a.mp4"], output / "extracted_a",
@@ -44,7 +51,8 @@ def run_demo(output: str | Path, *, frames: int = 240, steps: int = 600, progres
     trained = train(config, workdir, progress=progress)
     videos = output / "synth" / "videos"
     fake = output / "swap" / "a_to_b.mp4"
-    swapped = swap(videos / "a.mp4", fake, workdir, SwapOptions(direction="a2b", color="none", detector=DEMO_DETECTOR), progress=progress)
+    swapped = swap(videos / "a.mp4", fake, workdir, SwapOptions(direction="a2b", color="none", detector=DEMO_DETECTOR),
+                   overwrite=True, progress=progress)
     report = evaluate_swap(videos / "a.mp4", fake, target_faces=facesets / "b", truth_video=videos / "a_as_b_truth.mp4",
                            progress=progress)
     save_report(report, output / "swap" / "a_to_b.metrics.json")

@@ -19,12 +19,14 @@ from dfjax.errors import UserError
 from dfjax.faces.pipeline import (ExtractOptions, check_options, collect_inputs, face_finders, identity_descriptor,
                                   results_in_order, work_units)
 from dfjax.faces.track import NO_FACE
+from dfjax.io import check_writable
 
 
 def extract(inputs: list[str | Path], output: str | Path, options: ExtractOptions = ExtractOptions(), *,
             identity: str | Path | None = None, overwrite: bool = False, progress=None) -> dict:
     """Run the whole extraction and write the face set; returns the summary dict."""
     check_options(options)
+    check_writable(output, folder=True)
     videos, images = collect_inputs(inputs)
     infos = {str(p): media.probe(p) for p in videos}
     total = sum(info.frames for info in infos.values()) + len(images)

@@ -1,4 +1,5 @@
-"""Losses for training the generators: pixel, structural, frequency, perceptual and GAN.
+"""Losses for training the generators: pixel, structural, frequency, perceptual (feature, style), total
+variation and GAN.
 
 Every loss is a pure, jittable function of float32 NHWC images in [0, 1] (masks and weight maps
 NHW1) that returns a scalar averaged over the batch. Image losses are registered by name in
@@ -206,17 +207,36 @@ def _ffl_term(a: Array, b: Array, weight: Array | None = None) -> Array:
     return focal_frequency_loss(a, b)
 
 
+def total_variation(x: Array) -> Array:
+    """Anisotropic total variation: the mean absolute difference between horizontally and between
+    vertically adjacent pixels, summed (per pixel and channel, so the weight does not depend on the
+    image size), averaged over the batch: 0 for a flat image, 2 for a one-pixel checkerboard of 0 and 1."""
+    x = x.astype(jnp.float32)
+    return jnp.mean(jnp.abs(x[:, 1:] - x[:, :-1])) + jnp.mean(jnp.abs(x[:, :, 1:] - x[:, :, :-1]))
+
+
+@IMAGE_LOSSES.register("tv")
+def _tv_term(a: Array, b: Array, weight: Array | None = None) -> Array:
+    """Total variation of the generated face (a smoothness prior: the target is not used)."""
+    return total_variation(a)
+
+
 def reconstruction(config, face: Array, target: Array, maps: Array, vgg=None, vgg_params=None) -> Array:
     """The weighted sum of the image losses the config turns on (`loss.<name>` > 0) and the VGG16
-    perceptual term. Pixel losses weigh eye and mouth regions by `data.eye_weight` / `data.mouth_weight`
+    feature (`loss.perceptual`) and style (`loss.style`) terms, which share one pass of VGG16 over each
+    image. Pixel losses weigh eye and mouth regions by `data.eye_weight` / `data.mouth_weight`
     and, as faceswap's penalised mask loss, pixels outside the face mask by `loss.outside_mask_weight`."""
     mask = maps[..., :1]
     weights = (1.0 + (config.data.eye_weight - 1.0) * maps[..., 1:2] + (config.data.mouth_weight - 1.0) * maps[..., 2:3])
     weights = weights * (config.loss.outside_mask_weight + (1.0 - config.loss.outside_mask_weight) * mask)
     total = 0.0
-    if vgg is not None:
-        total += config.loss.perceptual * perceptual_loss(vgg.apply({"params": vgg_params}, face),
-                                                          vgg.apply({"params": vgg_params}, target))
+    feature_weight, style_weight = config.loss.get("perceptual", 0.0), config.loss.get("style", 0.0)
+    if vgg is not None and (feature_weight or style_weight):
+        fa, fb = vgg.apply({"params": vgg_params}, face), vgg.apply({"params": vgg_params}, target)
+        if feature_weight:
+            total += feature_weight * perceptual_loss(fa, fb)
+        if style_weight:
+            total += style_weight * style_loss(fa, fb)
     for name, loss in IMAGE_LOSSES.items():
         if config.loss.get(name, 0.0):
             total += config.loss[name] * loss(face, target, weights)
@@ -378,3 +398,26 @@ def perceptual_loss(features_a: Mapping[str, Array], features_b: Mapping[str, Ar
         total = total + w * jnp.mean(jnp.abs(fa - fb))
     return total
 
+
+# Johnson, Alahi & Fei-Fei 2016 (after Gatys et al.): style from relu1_2, relu2_2, relu3_3, relu4_3
+STYLE_LAYERS = ("conv1_2", "conv2_2", "conv3_3", "conv4_3")
+
+
+def gram_matrix(features: Array) -> Array:
+    """Gram matrices (B, C, C) of feature maps (B, H, W, C), normalised by H * W * C (Johnson et al.)."""
+    b, h, w, c = features.shape
+    f = features.astype(jnp.float32).reshape(b, h * w, c)
+    return jnp.einsum("bnc,bnd->bcd", f, f) / (h * w * c)
+
+
+def style_loss(features_a: Mapping[str, Array], features_b: Mapping[str, Array],
+               layers: tuple[str, ...] = STYLE_LAYERS) -> Array:
+    """Sum over `layers` of the squared Frobenius distance between the two images' Gram matrices,
+    averaged over the batch: the style reconstruction loss of Johnson et al. 2016. It compares which
+    features occur together (texture, sharpness), not where, so it is 0 for images with the same
+    feature statistics in different places."""
+    total = jnp.float32(0.0)
+    for name in layers:
+        diff = gram_matrix(features_a[name]) - gram_matrix(features_b[name])
+        total = total + jnp.mean(jnp.sum(jnp.square(diff), axis=(1, 2)))
+    return total

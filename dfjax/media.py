@@ -4,25 +4,94 @@ Everything dfjax reads or writes as pixels goes through here: RGB uint8 frames i
 input's audio stream copied out, and container metadata (the provenance tag of swapped output).
 Writers go to a temporary name beside the target (dfjax.io) and are renamed only when complete, so a
 crash never leaves a half-written file that looks finished.
+
+A video that decodes to fewer frames than its container lists (cut short by a failed download or
+copy) is a UserError naming both numbers, unless the caller runs inside `allow_truncated()` (the
+commands' `--allow-truncated`): then it is a warning and the frames that decode are used. Fakes are
+labelled in the standard vocabulary too: IPTC's digital source type `trainedAlgorithmicMedia`, as an
+XMP packet in PNG and JPEG and as container tags in MP4/MKV (`synthetic_tags`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from contextvars import ContextVar
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
+from xml.sax.saxutils import escape
 
 import av
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin
 
-from dfjax.errors import UserError
+from dfjax.errors import UserError, warn
 from dfjax.io import atomic_write, partial_path
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+# IPTC NewsCodes digital source type of media made by a trained model (a face swap, a reenactment)
+TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+_XMP = ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
+        ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+        '  <rdf:Description rdf:about="" xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/">\n'
+        '   <Iptc4xmpExt:DigitalSourceType>{}</Iptc4xmpExt:DigitalSourceType>\n'
+        '  </rdf:Description>\n'
+        ' </rdf:RDF>\n'
+        '</x:xmpmeta>\n'
+        '<?xpacket end="r"?>')
+
+_allow_truncated: ContextVar[bool] = ContextVar("dfjax_allow_truncated", default=False)
+
+
+def synthetic_tags(source_type: str = TRAINED_ALGORITHMIC_MEDIA) -> dict[str, str]:
+    """Metadata tags that say, in IPTC's vocabulary, how a file was made: `DigitalSourceType` (the code,
+    e.g. trainedAlgorithmicMedia) and `DigitalSourceTypeURI` (the full NewsCodes URI). Given to
+    `write_image`, they also go into an XMP packet (Iptc4xmpExt:DigitalSourceType)."""
+    return {"DigitalSourceType": source_type.rsplit("/", 1)[-1], "DigitalSourceTypeURI": source_type}
+
+
+def xmp_packet(source_type: str) -> str:
+    """An XMP packet holding the IPTC digital source type `source_type` (a NewsCodes URI)."""
+    return _XMP.format(escape(source_type))
+
+
+@contextlib.contextmanager
+def allow_truncated(allowed: bool = True) -> Iterator[None]:
+    """Inside this block a video that ends before its container's frame count is a warning, not an error."""
+    token = _allow_truncated.set(allowed)
+    try:
+        yield
+    finally:
+        _allow_truncated.reset(token)
+
+
+def _listed_frames(stream) -> int | None:
+    """The frame count the container states for `stream`, where it states one (MP4/MOV do, MKV does not).
+
+    An edit list can hide leading frames of an MP4 that a stream copy kept (`ffmpeg -ss -c copy`); its
+    stream duration is then shorter than the sample count says, so the smaller of the two is used."""
+    if not stream.frames:
+        return None
+    listed = int(stream.frames)
+    rate = stream.average_rate or stream.guessed_rate
+    if stream.duration is not None and stream.time_base is not None and rate:
+        listed = min(listed, max(1, round(float(stream.duration * stream.time_base * rate))))
+    return listed
+
+
+def _short_video(path: str | Path, decoded: int, listed: int) -> None:
+    """A video found shorter than its container says: refused, or (allowed) warned about."""
+    what = f"{path} decodes to {decoded} of the {listed} frames its container lists"
+    if _allow_truncated.get():
+        warn(f"{what}; going on with those {decoded} (--allow-truncated).")
+        return
+    raise UserError(f"{what}, so it is probably truncated; re-download or re-encode it, or pass "
+                    f"--allow-truncated to use the {decoded} frames that decode.")
 
 
 def is_video(path: str | Path) -> bool:
@@ -95,21 +164,33 @@ def iter_frames(path: str | Path, start: int = 0, stop: int | None = None,
     Decodes from the first frame and skips (without colour conversion) up to `start`: seeking to a
     key frame gave broken pictures on real H.264 files (FaceForensics++ sequence 004 decodes
     green after a seek to its second IDR frame), and a wrong frame is worse than a slow one.
+
+    A video that ends (or fails to decode) before `stop` and before the frame count its container
+    lists is a UserError with both numbers, or a warning inside `allow_truncated()`.
     """
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        listed = _listed_frames(stream)
         index = -1
         try:
             for index, frame in enumerate(container.decode(stream)):
                 if index < start:
                     continue
                 if stop is not None and index >= stop:
-                    break
+                    return
                 yield index, frame.to_ndarray(format="gray" if gray else "rgb24")
         except av.error.FFmpegError as exc:
-            raise UserError(f"{path} could not be decoded past frame {index} ({exc.__class__.__name__}); "
-                            "the file may be truncated: re-encode or re-download it.") from None
+            if not _allow_truncated.get():
+                raise UserError(f"{path} could not be decoded past frame {index} ({exc.__class__.__name__}); the "
+                                "file may be truncated: re-encode or re-download it, or pass --allow-truncated "
+                                "to use the frames before it.") from None
+            warn(f"{path} could not be decoded past frame {index} ({exc.__class__.__name__}); going on with the "
+                 f"{index + 1} frames before it (--allow-truncated).")
+            return
+        wanted = listed if stop is None or listed is None else min(listed, stop)
+        if wanted is not None and index + 1 < wanted:
+            _short_video(path, index + 1, listed)
 
 
 class VideoWriter:
@@ -149,6 +230,7 @@ class VideoWriter:
             self._video.pix_fmt = "yuv420p"
             self._video.options = {"crf": str(crf), "preset": preset}
         self._video.width, self._video.height = width, height
+        self._frame_time = 1 / rate
         self._audio_in = self._audio_out = None
         if audio_from is not None:
             source = _open(audio_from)
@@ -162,6 +244,8 @@ class VideoWriter:
     def write(self, frame: np.ndarray) -> None:
         """One frame: RGB uint8 (H, W, 3), or (H, W) uint8 for a gray writer."""
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=self._format)
+        video_frame.pts = self.frames_written  # x264's rate control reads frame durations from these
+        video_frame.time_base = self._frame_time
         for packet in self._video.encode(video_frame):
             self._out.mux(packet)
         self.frames_written += 1
@@ -198,26 +282,42 @@ class VideoWriter:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """An RGB uint8 image, with EXIF orientation applied."""
+    """An RGB uint8 image, with EXIF orientation applied; 16-bit images are scaled to 8 bits."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} does not exist; check the path.")
     try:
         with Image.open(path) as image:
-            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-    except (OSError, SyntaxError) as exc:
+            image = ImageOps.exif_transpose(image)
+            if image.mode.startswith("I"):  # 16-bit (or 32-bit integer) grey: convert("RGB") would clip it white
+                wide = np.asarray(image).astype(np.float64)
+                grey = np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=-1)
+            return np.asarray(image.convert("RGB"))
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"{path} has more pixels than Pillow's decompression-bomb limit allows ({exc}); "
+                        "downscale it (e.g. to 4000 px on the long side) and pass that.") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise UserError(f"{path} is not a readable image ({exc.__class__.__name__}); "
                         "replace or remove it.") from None
 
 
 def write_image(path: str | Path, image: np.ndarray, metadata: dict[str, str] | None = None) -> None:
-    """Write a PNG or JPEG atomically; `metadata` goes into PNG text chunks or the JPEG comment."""
+    """Write a PNG or JPEG atomically; `metadata` goes into PNG text chunks or the JPEG comment, and a
+    `DigitalSourceTypeURI` in it (see `synthetic_tags`) also into an XMP packet (PNG iTXt
+    "XML:com.adobe.xmp", JPEG APP1), where exiftool and photo tools read the IPTC digital source type."""
     pil = Image.fromarray(np.ascontiguousarray(image))
+    metadata = metadata or {}
+    source_type = metadata.get("DigitalSourceTypeURI")
+    xmp = xmp_packet(source_type) if source_type else None
     if Path(path).suffix.lower() == ".png":
         info = PngImagePlugin.PngInfo()
-        for key, value in (metadata or {}).items():
+        for key, value in metadata.items():
             info.add_text(key, str(value))
+        if xmp:
+            info.add_itxt("XML:com.adobe.xmp", xmp)
         atomic_write(path, lambda f: pil.save(f, format="PNG", pnginfo=info))
     else:
-        comment = "; ".join(f"{k}={v}" for k, v in (metadata or {}).items()).encode()
-        atomic_write(path, lambda f: pil.save(f, format="JPEG", quality=95, comment=comment))
+        comment = "; ".join(f"{k}={v}" for k, v in metadata.items()).encode()
+        extra = {"xmp": xmp.encode()} if xmp else {}
+        atomic_write(path, lambda f: pil.save(f, format="JPEG", quality=95, comment=comment, **extra))

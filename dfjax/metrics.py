@@ -137,6 +137,8 @@ def evaluate_swap(source_video: str | Path, swapped_video: str | Path, *, target
     a metric had no frames, inf PSNR for identical frames; save_report writes both as null); angles in degrees, landmark errors and jitter in inter-ocular distances, identity in dlib
     descriptor distance (under SAME_PERSON_DISTANCE means the same person).
     """
+    if max_frames is not None and max_frames < 1:
+        raise UserError(f"--max-frames {max_frames} is out of range; give 1 or more, or leave it out for every frame.")
     source, swapped = Path(source_video), Path(swapped_video)
     truth = Path(truth_video) if truth_video is not None else None
     info = _check_videos(source, swapped, truth)

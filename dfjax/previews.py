@@ -1,7 +1,8 @@
 """Preview grids of a swap model: for a few fixed faces, A | A->A | A->B | mask, B | B->B | B->A | mask.
 
 Written as PNG every K steps (and to TensorBoard), so a researcher can see at a glance whether the
-model reconstructs each identity and carries the other's pose and expression across.
+model reconstructs each identity and carries the other's pose and expression across. The PNGs carry
+IPTC's digital source type trainedAlgorithmicMedia (they show generated faces).
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def write_preview(workdir: Path, step: int, image: np.ndarray, tb=None,
     """previews/step_N.png and previews/latest.png (and TensorBoard); `layout` says what the grid shows."""
     folder = workdir / "previews"
     path = folder / f"step_{step:07d}.png"
-    media.write_image(path, image, {"dfjax": f"preview step {step}: {layout}"})
-    media.write_image(folder / "latest.png", image)
+    tags = {"dfjax": f"preview step {step}: {layout}", **media.synthetic_tags()}  # it shows generated faces
+    media.write_image(path, image, tags)
+    media.write_image(folder / "latest.png", image, tags)
     if tb is not None:
         tb.add_image("preview", image, step, dataformats="HWC")
     return path

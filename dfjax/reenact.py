@@ -24,8 +24,10 @@ the face left (the generated face alone would leave the reference face's eye and
 beside it). A driver frame without a face gives the reference frame unchanged (not manipulated).
 
 The output keeps the driver's frame count, fps and audio, and the `dfjax swap` contract holds: a
-provenance tag in the container metadata, the lossless per-frame manipulation masks `OUT.masks.mkv`
-and the JSON sidecar `OUT.json` saying which frames are fake.
+provenance tag in the container metadata (with IPTC's digital source type trainedAlgorithmicMedia), the
+lossless per-frame manipulation masks `OUT.masks.mkv` and the JSON sidecar `OUT.json` saying which
+frames are fake; the three are renamed into place together at the end, and existing ones are refused
+without `overwrite`.
 """
 
 from __future__ import annotations
@@ -48,12 +50,13 @@ from dfjax.config import load_config
 from dfjax.errors import UserError
 from dfjax.faces.align import resize_matrix, transform_points
 from dfjax.faces.masks import landmark_mask
+from dfjax.faces.smooth import check_smoothing
 from dfjax.faces.retarget import Controls, Reference, controls_from_meta, reference_of, retarget
-from dfjax.io import dumps, write_text
+from dfjax.io import check_new_outputs, check_writable, dumps, staged, write_text
 from dfjax.models.conditioning import stack_window, window_indices
 from dfjax.data.reenact_target import load_target, render_all
 from dfjax.training.core import TrainedModel, load_trained, train
-from dfjax.swap import provenance
+from dfjax.swap import MAX_CRF, provenance
 
 __all__ = ["ReenactOptions", "Reenactor", "demo_reenact", "load_reenactor", "reenact", "self_reenactment"]
 
@@ -66,6 +69,18 @@ class ReenactOptions:
     lossless: bool = False
     every_n: int = 10
     workers: int = 0
+    smoothing: str = "one-euro"  # landmarks over time: one-euro | kalman | none (dfjax.faces.smooth)
+
+
+def check_options(options: ReenactOptions) -> None:
+    """A UserError naming the first option of `options` out of its range."""
+    check_smoothing(options.smoothing)
+    for value, low, high, name in ((options.crf, 0, MAX_CRF, "--crf"), (options.every_n, 1, None, "--every-n"),
+                                   (options.workers, 0, None, "--workers")):
+        if value < low or (high is not None and value > high):
+            allowed = f"{low} to {high}" if high is not None else f"{low} or more"
+            raise UserError(f"{name} {value} is out of range; give {allowed}"
+                            + (" (H.264's quality scale, lower is better)." if name == "--crf" else "."))
 
 
 @dataclass
@@ -143,7 +158,8 @@ def _driver_faces(reenactor: Reenactor, driver: Path, info: media.VideoInfo, opt
     from dfjax.faces.pipeline import ExtractOptions, face_finders, video_faces
 
     finder = ExtractOptions(size=reenactor.res, face_type=reenactor.info["face_type"],
-                            coverage=reenactor.info["coverage"], every_n=options.every_n, workers=options.workers)
+                            coverage=reenactor.info["coverage"], every_n=options.every_n, workers=options.workers,
+                            smoothing=options.smoothing)
     task = progress.add_task("driver faces", total=info.frames) if progress else None
     metas = []
     with face_finders(finder, None) as (pool, workers):
@@ -160,7 +176,9 @@ def _stored_driver_faces(reenactor: Reenactor, driver: Path, faces: Path, frames
     from dfjax.data.faceset import FaceSet
     from dfjax.faces.align import alignment_matrix
 
-    records = FaceSet(faces).meta
+    faceset = FaceSet(faces)
+    faceset.require("landmarks", "pose", "gaze")
+    records = faceset.meta
     for same in (lambda m: Path(m.get("source", "")).resolve() == driver.resolve(),
                  lambda m: Path(m.get("source", "")).name == driver.name):
         mine = [m for m in records if same(m) and 0 <= int(m.get("frame", -1)) < frames]
@@ -178,18 +196,27 @@ def _stored_driver_faces(reenactor: Reenactor, driver: Path, faces: Path, frames
 
 
 def reenact(model_dir: str | Path, driver: str | Path, output: str | Path, options: ReenactOptions = ReenactOptions(),
-            *, driver_faces: str | Path | None = None, progress=None) -> dict:
+            *, driver_faces: str | Path | None = None, overwrite: bool = False, progress=None) -> dict:
     """Drive the target of `model_dir` with the faces of the `driver` video; write OUT, its masks and sidecar.
 
     driver_faces: a face set extracted from the driver video, to reuse its faces instead of finding them live.
+    overwrite: replace an existing OUT, its masks and sidecar (refused otherwise).
     """
+    from dfjax.data.faceset import FaceSet
+
+    check_options(options)
     driver, output = Path(driver), Path(output)
     if not driver.is_file() or not media.is_video(driver):
         raise UserError(f"driver {driver} is not a video file; pass a video (e.g. .mp4) with a face in it.")
     if not media.is_video(output):
         raise UserError(f"output {output} must be a video file (.mp4); fix -o.")
-    reenactor = load_reenactor(model_dir)
+    masks_path, sidecar_path = output.with_suffix(".masks.mkv"), output.with_suffix(".json")
+    check_writable(output)
+    check_new_outputs([output, masks_path, sidecar_path], overwrite)
     info = media.probe(driver)
+    if driver_faces is not None:
+        FaceSet(driver_faces).require("landmarks", "pose", "gaze")  # refused before the model loads
+    reenactor = load_reenactor(model_dir)
     if driver_faces is not None:
         metas = _stored_driver_faces(reenactor, driver, Path(driver_faces), info.frames)
     else:
@@ -201,17 +228,16 @@ def reenact(model_dir: str | Path, driver: str | Path, output: str | Path, optio
     controls = controls_from_meta([metas[i] for i in found])
     driven = retarget(*controls, reference_of(controls.landmarks, controls.pose), reenactor.reference)
     faces = reenactor.generate(driven, np.asarray(found))
-    masks_path, sidecar_path = output.with_suffix(".masks.mkv"), output.with_suffix(".json")
     tag = {**provenance(reenactor.model, "reenact"), "dfjax_driver": str(driver),
            "comment": f"SYNTHETIC: reenacted by dfjax {__version__} (target driven by {driver.name}); "
                       "not a real recording"}
     height, width = reenactor.frame.shape[:2]
     by_frame = dict(zip(found, range(len(found))))
     records, started = [], time.perf_counter()
-    try:
-        with media.VideoWriter(output, info.fps, width, height, crf=options.crf, lossless=options.lossless,
+    with staged([output, masks_path, sidecar_path]) as tmp:
+        with media.VideoWriter(tmp[output], info.fps, width, height, crf=options.crf, lossless=options.lossless,
                                metadata=tag, audio_from=driver) as writer, \
-                media.VideoWriter(masks_path, info.fps, width, height, gray=True, metadata=tag) as mask_writer:
+                media.VideoWriter(tmp[masks_path], info.fps, width, height, gray=True, metadata=tag) as mask_writer:
             for index in range(len(metas)):
                 frame, mask, faces_out = reenactor.frame, np.zeros((height, width), np.uint8), []
                 if index in by_frame:
@@ -223,17 +249,13 @@ def reenact(model_dir: str | Path, driver: str | Path, output: str | Path, optio
                 writer.write(frame)
                 mask_writer.write(mask)
                 records.append({"index": index, "manipulated": bool(faces_out), "faces": faces_out})
-    except BaseException:
-        for leftover in (masks_path, sidecar_path):
-            leftover.unlink(missing_ok=True)
-        raise
-    model = reenactor.model
-    sidecar = {"driver": str(driver), "output": str(output), "masks": str(masks_path), "mode": "reenact",
-               "model": {"workdir": os.path.abspath(model.workdir), "step": model.step,
-                         "config_hash": model.config_hash, "arch": "unet"},
-               "target": {k: reenactor.info[k] for k in ("faceset", "source", "source_frame")},
-               "options": asdict(options), "provenance": tag, "video": info.as_dict(), "frames": records}
-    write_text(sidecar_path, dumps(sidecar))
+        model = reenactor.model
+        sidecar = {"driver": str(driver), "output": str(output), "masks": str(masks_path), "mode": "reenact",
+                   "model": {"workdir": os.path.abspath(model.workdir), "step": model.step,
+                             "config_hash": model.config_hash, "arch": "unet"},
+                   "target": {k: reenactor.info[k] for k in ("faceset", "source", "source_frame")},
+                   "options": asdict(options), "provenance": tag, "video": info.as_dict(), "frames": records}
+        write_text(tmp[sidecar_path], dumps(sidecar))
     seconds = time.perf_counter() - started
     manipulated = sum(r["manipulated"] for r in records)
     return {"output": str(output), "masks": str(masks_path), "sidecar": str(sidecar_path), "frames": len(records),
@@ -300,7 +322,7 @@ def demo_reenact(synth_dir: str | Path, output: str | Path, progress=None, steps
     held = self_reenactment(workdir)
     out_dir = output / "reenact"
     driven = reenact(workdir, videos / "b.mp4", out_dir / "b_drives_a.mp4", driver_faces=facesets / "b",
-                     progress=progress)
+                     overwrite=True, progress=progress)
     # control accuracy across identities: B's own controls (exact, from its face set) drive A
     reenactor = load_reenactor(workdir)
     driver = load_target(facesets / "b", reenactor.res, config.model.cond_window)

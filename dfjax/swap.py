@@ -6,7 +6,9 @@ jitted inference on the faces already found, colour-matches, masks and pastes th
 Every output says exactly what was changed: beside `OUT.mp4` it writes `OUT.masks.mkv` (lossless
 per-frame manipulation masks in frame coordinates) and `OUT.json` (per frame: manipulated or not,
 face boxes; the model), and the container carries a provenance tag saying the video is synthetic and
-made by dfjax.
+made by dfjax, with IPTC's digital source type `trainedAlgorithmicMedia` (an XMP packet in images).
+The three are written under temporary names and renamed together at the end; existing outputs are
+refused without `overwrite`, and replaced only once the new ones are complete.
 
 A model with the deep-video-portrait conditioning branch (configs/swap_dvp.py) also gets, for every
 face, the maps of the source frame's head pose, gaze, blinks and expression over its causal window,
@@ -40,9 +42,10 @@ from dfjax.faces.landmarks import LandmarkPredictor
 from dfjax.faces.pipeline import (ExtractOptions, collect_inputs, describe_face, face_finders, identity_descriptor,
                                   image_face_finder, video_faces)
 from dfjax.faces.pose import estimate_pose
+from dfjax.faces.smooth import check_smoothing
 from dfjax.faces.retarget import (PoseLayout, Reference, controls_from_meta, pose_layout_of, reference_of, retarget,
                                   retarget_absolute)
-from dfjax.io import dumps, write_text
+from dfjax.io import check_new_outputs, check_writable, dumps, staged, write_text
 from dfjax.models.conditioning import C_MAPS
 from dfjax.training.core import TrainedModel, load_trained
 
@@ -51,6 +54,7 @@ DIRECTIONS = {"a2b": "b", "b2a": "a"}
 # are moved onto the target with it (dfjax.faces.retarget)
 RETARGETING = {"relative": (reference_of, retarget), "absolute": (pose_layout_of, retarget_absolute)}
 BATCH_SIZES = (1, 8, 32)  # inference shapes: a batch is padded up to one of these, so nothing recompiles
+MAX_CRF = 51  # H.264's quality scale is 0 (lossless) to 51
 
 
 @dataclass(frozen=True)
@@ -68,14 +72,37 @@ class SwapOptions:
     detector: str = DEFAULT_FACE_DETECTOR  # hog | cnn | hog,cnn (the CNN where HOG finds nothing)
     pose: str = "relative"      # conditioned models: relative (to each identity's median) | absolute
     workers: int = 0
+    smoothing: str = "one-euro"  # landmarks over time: one-euro | kalman | none (dfjax.faces.smooth)
 
 
 def provenance(model: TrainedModel, direction: str) -> dict[str, str]:
-    """The metadata every swapped file carries: it is synthetic, made by dfjax, with which model."""
+    """The metadata every swapped file carries: it is synthetic (in IPTC's words, trainedAlgorithmicMedia),
+    made by dfjax, with which model."""
     return {"comment": f"SYNTHETIC: face-swapped by dfjax {__version__} ({direction}); not a real recording",
+            **media.synthetic_tags(),
             "dfjax_synthetic": "true", "dfjax_version": __version__, "dfjax_direction": direction,
             "dfjax_model": os.path.abspath(model.workdir), "dfjax_model_step": str(model.step),
             "dfjax_config_hash": model.config_hash}
+
+
+def check_options(options: SwapOptions) -> None:
+    """A UserError naming the first option of `options` that is not allowed."""
+    if options.direction not in DIRECTIONS:
+        raise UserError(f"--direction {options.direction!r} is unknown; use a2b or b2a.")
+    for value, allowed, name in ((options.mask, convert.MASK_SOURCES, "--mask"),
+                                 (options.color, convert.COLOR_MODES, "--color"),
+                                 (options.blend, convert.BLEND_MODES, "--blend"),
+                                 (options.pose, tuple(RETARGETING), "--pose")):
+        if value not in allowed:
+            raise UserError(f"{name} {value!r} is unknown; choose one of {', '.join(allowed)}.")
+    parse_face_detector(options.detector, "--detector")
+    check_smoothing(options.smoothing)
+    for value, low, high, name in ((options.crf, 0, MAX_CRF, "--crf"), (options.feather, 0, None, "--feather"),
+                                   (options.every_n, 1, None, "--every-n"), (options.workers, 0, None, "--workers")):
+        if value < low or (high is not None and value > high):
+            allowed = f"{low} to {high}" if high is not None else f"{low} or more"
+            raise UserError(f"{name} {value} is out of range; give {allowed}"
+                            + (" (H.264's quality scale, lower is better)." if name == "--crf" else "."))
 
 
 def faceset_path(model: TrainedModel, side: str) -> Path:
@@ -102,6 +129,7 @@ def identity_reference(model: TrainedModel, side: str, fit=reference_of) -> Refe
         raise UserError(f"{path} is missing: a conditioned model retargets each face onto its identities' "
                         "training face sets; put the face set back or swap with a model without the branch.")
     faces = FaceSet(path)
+    faces.require("landmarks", "matrix", "pose", "gaze")
     controls = controls_from_meta(faces.meta)
     landmarks = resize_points(controls.landmarks, model.resolution / faces.size)
     return fit(landmarks, controls.pose)
@@ -159,14 +187,7 @@ class Swapper:
     """Batched inference plus per-face conversion (mask, colour, paste-back) for one model."""
 
     def __init__(self, model: TrainedModel, options: SwapOptions):
-        if options.direction not in DIRECTIONS:
-            raise UserError(f"--direction {options.direction!r} is unknown; use a2b or b2a.")
-        for value, allowed, name in ((options.mask, convert.MASK_SOURCES, "--mask"),
-                                     (options.color, convert.COLOR_MODES, "--color"),
-                                     (options.pose, tuple(RETARGETING), "--pose")):
-            if value not in allowed:
-                raise UserError(f"{name} {value!r} is unknown; choose one of {', '.join(allowed)}.")
-        parse_face_detector(options.detector, "--detector")
+        check_options(options)
         self.model, self.options = model, options
         target = DIRECTIONS[options.direction]
         generator = model.generator
@@ -196,6 +217,11 @@ class Swapper:
                            for key in part[0]}
             face, mask = jax.device_get(self._infer(self.model.params, jnp.asarray(padded, jnp.float32) / 255.0,
                                                     driving))
+            if not (np.isfinite(face[: len(chunk)]).all() and np.isfinite(mask[: len(chunk)]).all()):
+                raise UserError(f"the model in {self.model.workdir} (checkpoint step {self.model.step}) outputs NaN "
+                                "or infinite values, so nothing it swaps would be a face; resume training from an "
+                                f"earlier checkpoint (remove the later ones from {self.model.workdir}/checkpoints, "
+                                f"then run `dfjax train --workdir {self.model.workdir}`).")
             faces.append((np.clip(face[: len(chunk)], 0, 1) * 255).round().astype(np.uint8))
             masks.append(np.asarray(mask[: len(chunk)], np.float32))
         return np.concatenate(faces), np.concatenate(masks)
@@ -271,38 +297,51 @@ def _outputs(output: Path) -> tuple[Path, Path]:
     return output.with_suffix(".masks.mkv"), output.with_suffix(".json")
 
 
+def _image_outputs(images: list[Path], inputs: Path, output: Path) -> tuple[list[Path], Path]:
+    """Each image's output path (a single image -> `output`; a folder -> `output`/name.png), and the sidecar."""
+    if len(images) == 1 and not inputs.is_dir():
+        return [output], output.with_suffix(".json")
+    return [output / f"{path.stem}.png" for path in images], output / "swap.json"
+
+
+def _mask_image(target: Path) -> Path:
+    return target.with_name(f"{target.stem}.mask.png")
+
+
 def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=None,
                alignments: Path | None = None) -> dict:
     o, model = swapper.options, swapper.model
     info = media.probe(path)
     face_type, coverage = crop_settings(model)
     finder = ExtractOptions(size=model.resolution, face_type=face_type, coverage=coverage, every_n=o.every_n,
-                            detector=o.detector, workers=o.workers)
+                            detector=o.detector, workers=o.workers, smoothing=o.smoothing)
     masks_path, sidecar_path = _outputs(output)
     tag = provenance(model, o.direction)
     task = progress.add_task("swap", total=info.frames) if progress else None
     records, started = [], time.perf_counter()
     reference = identity_descriptor(identity) if identity else None
     stored = find_alignments(path, alignments) if alignments else None
-    with media.VideoWriter(output, info.fps, info.width, info.height, crf=o.crf, lossless=o.lossless,
-                           metadata=tag, audio_from=path) as writer, \
-            media.VideoWriter(masks_path, info.fps, info.width, info.height, gray=True, metadata=tag) as mask_writer, \
-            (contextlib.nullcontext((None, 0)) if stored else face_finders(finder, reference)) as (pool, workers):
-        faces = aligned_faces(path, stored, finder) if stored else video_faces(pool, workers, path, info)
-        for index, frame, mask, boxes in swapper.frames(faces):
-            writer.write(frame)
-            mask_writer.write(mask)
-            records.append({"index": index, "manipulated": bool(boxes), "faces": [{"box": b} for b in boxes]})
-            if progress:
-                progress.advance(task)
-    seconds = time.perf_counter() - started
-    swapped = sum(r["manipulated"] for r in records)
-    sidecar = {"source": str(path), "output": str(output), "masks": str(masks_path), "direction": o.direction,
-               "model": {"workdir": os.path.abspath(model.workdir), "step": model.step,
-                         "config_hash": model.config_hash, "arch": model.config.model.arch,
-                         "cond_window": swapper.driver.window if swapper.driver else 0},
-               "options": asdict(o), "provenance": tag, "video": info.as_dict(), "frames": records}
-    write_text(sidecar_path, dumps(sidecar))
+    with staged([output, masks_path, sidecar_path]) as tmp:
+        with media.VideoWriter(tmp[output], info.fps, info.width, info.height, crf=o.crf, lossless=o.lossless,
+                               metadata=tag, audio_from=path) as writer, \
+                media.VideoWriter(tmp[masks_path], info.fps, info.width, info.height, gray=True,
+                                  metadata=tag) as mask_writer, \
+                (contextlib.nullcontext((None, 0)) if stored else face_finders(finder, reference)) as (pool, workers):
+            faces = aligned_faces(path, stored, finder) if stored else video_faces(pool, workers, path, info)
+            for index, frame, mask, boxes in swapper.frames(faces):
+                writer.write(frame)
+                mask_writer.write(mask)
+                records.append({"index": index, "manipulated": bool(boxes), "faces": [{"box": b} for b in boxes]})
+                if progress:
+                    progress.advance(task)
+        seconds = time.perf_counter() - started
+        swapped = sum(r["manipulated"] for r in records)
+        sidecar = {"source": str(path), "output": str(output), "masks": str(masks_path), "direction": o.direction,
+                   "model": {"workdir": os.path.abspath(model.workdir), "step": model.step,
+                             "config_hash": model.config_hash, "arch": model.config.model.arch,
+                             "cond_window": swapper.driver.window if swapper.driver else 0},
+                   "options": asdict(o), "provenance": tag, "video": info.as_dict(), "frames": records}
+        write_text(tmp[sidecar_path], dumps(sidecar))
     return {"output": str(output), "masks": str(masks_path), "sidecar": str(sidecar_path), "frames": len(records),
             "frames_swapped": swapped, "frames_passed_through": len(records) - swapped,
             "faces_from": "alignments" if stored else "live detection",
@@ -310,27 +349,38 @@ def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=No
 
 
 def swap(inputs: Path, output: Path, model_dir: Path, options: SwapOptions = SwapOptions(), *,
-         identity: Path | None = None, alignments: Path | None = None, progress=None) -> dict:
-    """Swap the faces of a video, an image or a folder of images; returns a summary."""
+         identity: Path | None = None, alignments: Path | None = None, overwrite: bool = False,
+         progress=None) -> dict:
+    """Swap the faces of a video, an image or a folder of images; returns a summary.
+
+    Existing outputs (the video or image, its masks, its sidecar) are refused unless `overwrite`.
+    """
+    check_options(options)
+    inputs, output = Path(inputs), Path(output)
     videos, images = collect_inputs([inputs])
-    folder = output if inputs.is_dir() else output.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot write {output} ({exc.strerror}); choose a writable output path.") from None
-    model = load_trained(model_dir, "swap")
-    swapper = Swapper(model, options)
     if videos:
         if len(videos) > 1 or images:
             raise UserError(f"{inputs} holds several videos; swap one video at a time.")
         if not media.is_video(output):
             raise UserError(f"output {output} must be a video file (.mp4) for a video input; fix -o.")
-        try:
-            return swap_video(swapper, videos[0], output, identity, progress, alignments)
-        except BaseException:
-            for leftover in _outputs(output):
-                leftover.unlink(missing_ok=True)
-            raise
+        media.probe(videos[0])  # an unreadable video is refused before the model loads
+        outputs = [output, *_outputs(output)]
+    else:
+        if len(images) == 1 and not inputs.is_dir() and not media.is_image(output):
+            raise UserError(f"output {output} must be an image file (.png or .jpg) for an image input; fix -o.")
+        targets, sidecar = _image_outputs(images, inputs, output)
+        if len(set(targets)) < len(targets):
+            twice = next(t for t in targets if targets.count(t) > 1)
+            named = [str(p) for p, t in zip(images, targets) if t == twice]
+            raise UserError(f"{' and '.join(named[:2])} would both be written to {twice}; rename one of them "
+                            "or swap the folders one at a time.")
+        outputs = [path for target in targets for path in (target, _mask_image(target))] + [sidecar]
+    check_writable(output, folder=inputs.is_dir())
+    check_new_outputs(outputs, overwrite)
+    model = load_trained(model_dir, "swap")
+    swapper = Swapper(model, options)
+    if videos:
+        return swap_video(swapper, videos[0], output, identity, progress, alignments)
     return swap_images(swapper, images, inputs, output, identity, progress)
 
 
@@ -342,27 +392,24 @@ def swap_images(swapper: Swapper, images: list[Path], inputs: Path, output: Path
     reference = identity_descriptor(identity) if identity else None
     tracker = image_face_finder(finder, LandmarkPredictor(), reference,
                                 FaceEncoder() if reference is not None else None)
-    single = len(images) == 1 and not inputs.is_dir()
-    if single and not media.is_image(output):
-        raise UserError(f"output {output} must be an image file (.png or .jpg) for an image input; fix -o.")
+    targets, sidecar = _image_outputs(images, inputs, output)
     tag = provenance(model, o.direction)
     records = []
-    for path in images:
-        frame = media.read_image(path)
-        tracker.reset()
-        face, _ = tracker(frame, 0)
-        found = []
-        if face is not None:
-            crop, mask, meta = describe_face(frame, face, finder)
-            found = [(crop, mask, meta)]
-        _, out, frame_mask, boxes = next(swapper.frames([(0, frame, found)]))
-        target = output if single else output / f"{path.stem}.png"
-        media.write_image(target, out, tag)
-        media.write_image(target.with_name(f"{target.stem}.mask.png"), frame_mask)
-        records.append({"source": str(path), "output": str(target), "manipulated": bool(boxes),
-                        "faces": [{"box": b} for b in boxes]})
-    sidecar = (output.with_suffix(".json") if single else output / "swap.json")
-    write_text(sidecar, dumps({"direction": o.direction, "provenance": tag, "images": records}))
+    with staged([path for target in targets for path in (target, _mask_image(target))] + [sidecar]) as tmp:
+        for path, target in zip(images, targets):
+            frame = media.read_image(path)
+            tracker.reset()
+            face, _ = tracker(frame, 0)
+            found = []
+            if face is not None:
+                crop, mask, meta = describe_face(frame, face, finder)
+                found = [(crop, mask, meta)]
+            _, out, frame_mask, boxes = next(swapper.frames([(0, frame, found)]))
+            media.write_image(tmp[target], out, tag)
+            media.write_image(tmp[_mask_image(target)], frame_mask)
+            records.append({"source": str(path), "output": str(target), "manipulated": bool(boxes),
+                            "faces": [{"box": b} for b in boxes]})
+        write_text(tmp[sidecar], dumps({"direction": o.direction, "provenance": tag, "images": records}))
     swapped = sum(r["manipulated"] for r in records)
     return {"output": str(output), "sidecar": str(sidecar), "images": len(records), "images_swapped": swapped,
             "images_passed_through": len(records) - swapped}

@@ -13,6 +13,7 @@ from dfjax.faces.gaze import estimate_gaze
 from dfjax.faces.model3d import (EYEBALL_RADIUS_TO_EYE_WIDTH, MODEL_68, project,
                                  rotation_from_euler)
 from dfjax.faces.pose import estimate_pose
+from dfjax.errors import UserError
 
 
 def similarity(scale: float, degrees: float, shift: tuple[float, float]) -> np.ndarray:
@@ -249,6 +250,34 @@ def test_one_euro_streaming_and_reset():
         one_euro(np.ones((68, 2)), 0.0)
     one_euro.reset()
     assert one_euro(np.full((3,), 7.0), 0.0)[0] == 7.0
+
+
+def test_kalman_follows_constant_motion_without_lag_and_halves_jitter():
+    fps, speed = 30.0, 300.0
+    truth = np.arange(90)[:, None, None] * speed / fps + np.zeros((90, 68, 2))
+    noisy = truth + np.random.default_rng(3).normal(0.0, 1.0, truth.shape)
+    kalman, one_euro = (smooth.smooth_sequence(noisy, fps, kind) for kind in ("kalman", "one-euro"))
+    assert abs((truth - kalman)[15:].mean()) < 0.05  # a constant velocity is followed with no lag at all
+    assert (truth - one_euro)[15:].mean() > 1.0  # where One Euro trails by a fraction of a frame's motion
+    assert np.abs(truth - kalman)[15:].mean() < 0.8 * np.abs(truth - noisy)[15:].mean()  # and less noise
+    still = 300.0 + np.random.default_rng(2).normal(0.0, 1.0, (120, 68, 2))
+    jitter = lambda seq: np.abs(np.diff(seq[15:], axis=0)).mean()  # noqa: E731
+    assert jitter(smooth.smooth_sequence(still, fps, "kalman")) < jitter(still) / 1.5
+    assert np.array_equal(smooth.smooth_sequence(still, fps, "none"), still)
+
+
+def test_kalman_streaming_reset_and_bad_settings():
+    kalman = smooth.KalmanFilter(process_noise=100.0, measurement_noise=2.0)
+    assert np.array_equal(kalman(np.ones((70, 2)), 0.0), np.ones((70, 2)))
+    assert 1.0 < kalman(np.full((70, 2), 5.0), 1 / 30)[0, 0] < 5.0
+    with pytest.raises(ValueError):
+        kalman(np.ones((70, 2)), 0.0)  # time must move on
+    kalman.reset()
+    assert kalman(np.full((3,), 7.0), 0.0)[0] == 7.0
+    with pytest.raises(ValueError):
+        smooth.KalmanFilter(measurement_noise=0.0)
+    with pytest.raises(UserError, match="--smoothing 'foo' is unknown"):
+        smooth.check_smoothing("foo")
 
 
 # ---------------------------------------------------------------- quality

@@ -180,3 +180,60 @@ def test_perceptual_vgg16_features_and_loss(tmp_path, vgg_arrays, face):
     weights = {"conv1_2": 1.0, "conv2_2": 0.5}
     assert float(losses.perceptual_loss(fa, fa, weights)) == 0.0
     assert float(losses.perceptual_loss(fa, fb, weights)) > 0.0
+
+
+# ----------------------------------------------------------------------------- style and total variation
+
+
+def test_total_variation_on_known_images():
+    assert float(losses.total_variation(jnp.full((2, 8, 8, 3), 0.3))) == 0.0
+    checker = (np.indices((6, 6)).sum(0) % 2).astype(np.float32)[None, :, :, None].repeat(3, -1)
+    assert float(losses.total_variation(checker)) == pytest.approx(2.0)
+    ramp = np.broadcast_to(np.linspace(0, 1, 5, dtype=np.float32)[None, None, :, None], (1, 4, 5, 3))
+    assert float(losses.total_variation(ramp)) == pytest.approx(0.25)  # 0.25 across, 0 down
+    assert "tv" in losses.IMAGE_LOSSES
+    # a regulariser of the output alone: the target does not matter
+    rough = noisy(np.full((1, 8, 8, 3), 0.5, np.float32), 0.1)
+    assert float(losses.IMAGE_LOSSES.get("tv")(rough, rough)) == float(losses.IMAGE_LOSSES.get("tv")(rough, 0 * rough))
+
+
+def test_gram_and_style_loss_on_known_features():
+    ones = jnp.ones((2, 4, 5, 3))
+    np.testing.assert_allclose(losses.gram_matrix(ones), np.full((2, 3, 3), 1 / 3), rtol=1e-6)
+    layer = ("x",)
+    # doubling the features quadruples the Gram matrix: |4G - G|^2 = 9 |G|^2 = 9 * 9 * (1/3)^2
+    assert float(losses.style_loss({"x": ones}, {"x": 2 * ones}, layer)) == pytest.approx(9.0)
+    f = jnp.asarray(np.random.default_rng(0).random((1, 6, 6, 4)), jnp.float32)
+    assert float(losses.style_loss({"x": f}, {"x": f}, layer)) == 0.0
+    moved = jnp.roll(f, (2, 3), axis=(1, 2))  # the same features elsewhere: the same style
+    assert float(losses.style_loss({"x": f}, {"x": moved}, layer)) == pytest.approx(0.0, abs=1e-6)
+    assert losses.STYLE_LAYERS == ("conv1_2", "conv2_2", "conv3_3", "conv4_3")
+
+
+def test_style_and_tv_weights_of_zero_leave_the_reconstruction_unchanged(tmp_path, vgg_arrays, face):
+    from dfjax.config import load_config
+
+    keras = tmp_path / "keras.npz"
+    np.savez(keras, **{f"{n}/{p}": a for n, (k, b) in vgg_arrays.items() for p, a in (("kernel", k), ("bias", b))})
+    w = losses.load_vgg16_weights(keras)
+    vgg = losses.PerceptualVGG16(preprocess=w.preprocess)
+    target, out = face[:, :32, :32], noisy(face, 0.1)[:, :32, :32]
+    maps = np.zeros((1, 32, 32, 3), np.float32)
+    maps[..., 0] = 1.0
+
+    def rec(**weights):
+        config = load_config("swap.py:tiny", [f"loss.vgg16_weights='{keras}'"] +
+                             [f"loss.{k}={v}" for k, v in weights.items()])
+        return float(jax.jit(lambda o, t: losses.reconstruction(config, o, t, maps, vgg, w.params))(out, target))
+
+    base = rec(perceptual=0.5)
+    assert rec(perceptual=0.5, style=0.0, tv=0.0) == base
+    config = load_config("swap.py:tiny", ["loss.perceptual=0.5", f"loss.vgg16_weights='{keras}'"])
+    del config.loss["style"], config.loss["tv"]  # a config saved before the terms existed
+    assert float(losses.reconstruction(config, out, target, maps, vgg, w.params)) == pytest.approx(base, rel=1e-6)
+    fa, fb = vgg.apply({"params": w.params}, out), vgg.apply({"params": w.params}, target)
+    style, tv = float(losses.style_loss(fa, fb)), float(losses.total_variation(out))
+    assert style > 0 and tv > 0
+    assert rec(perceptual=0.5, style=0.3, tv=0.2) == pytest.approx(base + 0.3 * style + 0.2 * tv, rel=1e-5)
+    # style alone still runs VGG16 (and the feature term stays off)
+    assert rec(style=0.3) == pytest.approx(rec() + 0.3 * style, rel=1e-5)

@@ -50,6 +50,10 @@ def test_video_contract_with_a_lossless_encode(tmp_path, synth_dir, model_dir):
     tags = media.container_metadata(out)
     assert tags["dfjax_synthetic"] == "true" and "SYNTHETIC" in tags["comment"]
     assert tags["dfjax_config_hash"] == sidecar["model"]["config_hash"]
+    assert tags["DigitalSourceType"] == "trainedAlgorithmicMedia"  # IPTC's term, read back from the MP4
+    assert tags["DigitalSourceTypeURI"] == media.TRAINED_ALGORITHMIC_MEDIA
+    mask_tags = {k.lower(): v for k, v in media.container_metadata(out.with_suffix(".masks.mkv")).items()}
+    assert mask_tags["digitalsourcetype"] == "trainedAlgorithmicMedia"  # Matroska upper-cases tag names
     frames_in = dict(media.iter_frames(source))
     masks = dict(media.iter_frames(out.with_suffix(".masks.mkv"), gray=True))
     assert len(masks) == info.frames
@@ -86,6 +90,21 @@ def test_image_swap_carries_provenance(tmp_path, astronaut_png, model_dir):
     assert summary["images_swapped"] == 1
     with Image.open(out) as image:
         assert image.text["dfjax_synthetic"] == "true"
+        assert digital_source_type(image.info["XML:com.adobe.xmp"]) == media.TRAINED_ALGORITHMIC_MEDIA  # PNG iTXt
+    jpeg = tmp_path / "astronaut_fake_jpeg.jpg"
+    swap(astronaut_png, jpeg, model_dir, SwapOptions())
+    with Image.open(jpeg) as image:
+        assert digital_source_type(image.info["xmp"]) == media.TRAINED_ALGORITHMIC_MEDIA  # JPEG APP1
+
+
+def digital_source_type(xmp: str | bytes) -> str:
+    """Iptc4xmpExt:DigitalSourceType from an XMP packet, read as any XMP reader would."""
+    import xml.etree.ElementTree as ET
+
+    text = xmp.decode() if isinstance(xmp, bytes) else xmp
+    root = ET.fromstring(text[text.index("<x:xmpmeta"): text.index("</x:xmpmeta>") + len("</x:xmpmeta>")])
+    (node,) = root.iter("{http://iptc.org/std/Iptc4xmpExt/2008-02-29/}DigitalSourceType")
+    return node.text
     assert (tmp_path / "astronaut_fake.mask.png").exists()
 
 

@@ -145,8 +145,20 @@ class FaceSet:
             reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:100]
             raise UserError(f"face set {self.path} is damaged ({reason}); extract it again.") from None
         if not (len(self.faces) == len(self.masks) == len(self.meta) == count):
-            raise UserError(f"{self.path} is inconsistent (faces, masks and meta.jsonl differ in length); "
+            raise UserError(f"face set {self.path} is inconsistent (faces, masks and meta.jsonl differ in length); "
                             "extract it again.")
+        if not all(isinstance(m, dict) for m in self.meta):
+            line = next(i for i, m in enumerate(self.meta) if not isinstance(m, dict)) + 1
+            raise UserError(f"face set {self.path} is damaged (meta.jsonl line {line} is not a JSON object); "
+                            "extract it again.")
+
+    def require(self, *keys: str) -> None:
+        """A UserError naming the first meta.jsonl line that lacks one of `keys` (what a caller reads)."""
+        for line, record in enumerate(self.meta, start=1):
+            missing = [key for key in keys if key not in record]
+            if missing:
+                raise UserError(f"face set {self.path} lacks {', '.join(missing)} in meta.jsonl line {line}, "
+                                "which this command needs; extract it again with `dfjax extract`.")
 
     @property
     def size(self) -> int:

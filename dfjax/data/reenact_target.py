@@ -49,6 +49,7 @@ def load_target(path: str | Path, res: int, window: int, holdout: float = 0.0) -
     if n_train < 2 or not 0.0 <= holdout < 1.0:
         raise UserError(f"face set {path} has {n} faces and data.holdout={holdout} leaves {n_train} to train on; "
                         "reenactment needs at least 2 (use a longer video or a smaller holdout).")
+    faceset.require("landmarks", "matrix", "pose", "gaze")
     controls = controls_from_meta(faceset.meta)
     controls = controls._replace(landmarks=resize_points(controls.landmarks, res / faceset.size))
     faces = np.stack([cv2.resize(np.asarray(f), (res, res), interpolation=cv2.INTER_AREA if res < faceset.size

@@ -26,7 +26,7 @@ from dfjax.data.synth_render import (FrameState, GroundTruth, neutral_state, ren
 from dfjax.errors import UserError
 from dfjax.faces.align import alignment_matrix, warp_face
 from dfjax.faces.quality import blur_score
-from dfjax.io import atomic_write
+from dfjax.io import atomic_write, check_writable
 
 __all__ = ["IDENTITIES", "Identity", "FrameState", "GroundTruth", "get_identity", "make_identity",
            "neutral_state", "render_frame", "render_swap", "render_video", "sample_states", "synthesize"]
@@ -109,6 +109,7 @@ def synthesize(out_dir: str | Path, *, frames: int = 300, size: int = 256, face_
     if frames < 1 or size < 16 or size % 2 or face_size < 16:
         raise UserError("synth needs --frames >= 1, an even --size >= 16 (H.264) and --face-size >= 16; "
                         "fix the option.")
+    check_writable(out, folder=True)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{out} already exists and is not empty; choose another folder or pass --overwrite.")
     people = {name: get_identity(name) for name in identities}

@@ -46,6 +46,7 @@ def load_side(name: str, path: str | Path, cache_dir: str | Path | None = None) 
     faceset = FaceSet(path)
     if len(faceset) < 2:
         raise UserError(f"face set {path} has {len(faceset)} face(s); a model needs at least 2 per side.")
+    faceset.require("landmarks", "matrix")
     size = faceset.size
     shape = (len(faceset), size, size, 3)
     if cache_dir is None:

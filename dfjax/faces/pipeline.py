@@ -31,6 +31,7 @@ from dfjax.faces.landmarks import LandmarkPredictor
 from dfjax.faces.masks import MASKS, landmark_mask
 from dfjax.faces.pose import estimate_pose
 from dfjax.faces.quality import blur_score
+from dfjax.faces.smooth import KALMAN_DEFAULTS, ONE_EURO_DEFAULTS, check_smoothing
 from dfjax.faces.track import FaceTracker, TrackedFace
 
 BLURRY = "blur below --blur-threshold"
@@ -52,8 +53,24 @@ class ExtractOptions:
     max_side: int = 640
     min_size: float = 0.0
     blur_threshold: float = 0.0
-    smoothing: bool = True
+    smoothing: str = "one-euro"  # one-euro | kalman | none (dfjax.faces.smooth); True / False: one-euro / none
+    one_euro_min_cutoff: float = ONE_EURO_DEFAULTS["min_cutoff"]  # Hz: a still face's cutoff (lower: smoother, more lag)
+    one_euro_beta: float = ONE_EURO_DEFAULTS["beta"]  # per px/s: how fast the cutoff rises with speed (higher: less lag)
+    kalman_process_noise: float = KALMAN_DEFAULTS["process_noise"]  # px/s^2 (higher: follows turns faster)
+    kalman_measurement_noise: float = KALMAN_DEFAULTS["measurement_noise"]  # px (higher: smoother)
     workers: int = 0  # 0: every core
+
+    def __post_init__(self):
+        if isinstance(self.smoothing, bool):  # the former on/off flag
+            object.__setattr__(self, "smoothing", "one-euro" if self.smoothing else "none")
+
+    def smoothing_params(self) -> dict:
+        """The parameters of the chosen filter, for dfjax.faces.smooth.make_smoother."""
+        if self.smoothing == "one-euro":
+            return {"min_cutoff": self.one_euro_min_cutoff, "beta": self.one_euro_beta}
+        if self.smoothing == "kalman":
+            return {"process_noise": self.kalman_process_noise, "measurement_noise": self.kalman_measurement_noise}
+        return {}
 
 
 def check_options(options: ExtractOptions) -> None:
@@ -64,6 +81,19 @@ def check_options(options: ExtractOptions) -> None:
     parse_face_detector(options.detector, "--detector")
     if options.size < 16 or options.coverage <= 0:
         raise UserError("--size must be at least 16 and --coverage positive; fix the option.")
+    for value, low, name in ((options.every_n, 1, "--every-n"), (options.workers, 0, "--workers"),
+                             (options.max_side, 16, "--max-side"), (options.min_size, 0, "--min-size"),
+                             (options.blur_threshold, 0, "--blur-threshold")):
+        if value < low:
+            raise UserError(f"{name} {value} is out of range; give {low} or more.")
+    check_smoothing(options.smoothing)
+    for value, name in ((options.one_euro_min_cutoff, "--one-euro-min-cutoff"),
+                        (options.kalman_process_noise, "--kalman-process-noise"),
+                        (options.kalman_measurement_noise, "--kalman-measurement-noise")):
+        if not value > 0:
+            raise UserError(f"{name} {value} is out of range; give a number above 0.")
+    if not options.one_euro_beta >= 0:
+        raise UserError(f"--one-euro-beta {options.one_euro_beta} is out of range; give 0 or more.")
 
 
 @dataclass
@@ -172,7 +202,7 @@ def _video_unit(args: tuple[str, int, list[np.ndarray], int, float]) -> UnitResu
     options: ExtractOptions = _worker["options"]
     tracker = FaceTracker(_worker["detector"], _worker["predictor"], every_n=options.every_n,
                           min_size=options.min_size, identity=_worker["identity"], encoder=_worker["encoder"],
-                          fps=fps, smoothing=options.smoothing)
+                          fps=fps, smoothing=options.smoothing, smoothing_params=options.smoothing_params())
     result = UnitResult(path)
     for offset, frame in enumerate(frames):
         index = start - warmup + offset
@@ -237,7 +267,7 @@ def results_in_order(pool, units: Iterator[tuple], depth: int) -> Iterator[tuple
 @contextmanager
 def face_finders(options: ExtractOptions, reference: np.ndarray | None):
     """A pool of worker processes that find, align and describe faces (one per core by default)."""
-    parse_face_detector(options.detector, "--detector")  # here: a worker failing to start is restarted forever
+    check_options(options)  # here too (swap, reenact): a worker failing to start is restarted forever
     workers = options.workers or os.cpu_count() or 1
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])  # import once in the server, not in every worker

@@ -1,4 +1,5 @@
-"""Landmark smoothing over time with the One Euro filter (Casiez, Roussel & Vogel, CHI 2012).
+"""Landmark smoothing over time: the One Euro filter (Casiez, Roussel & Vogel, CHI 2012, the default)
+or a constant-velocity Kalman filter.
 
 Per-frame landmarks jitter by a pixel or two; aligned crops inherit that as shaking, which a
 generator learns and a swap shows. The One Euro filter is a low-pass filter whose cutoff rises
@@ -15,6 +16,13 @@ Defaults, for landmarks in pixels at 25-30 fps on 720p video:
 - d_cutoff = 1.0 Hz: the paper's value for the speed estimate.
 Measured at 30 fps with 1 px Gaussian jitter: frame-to-frame jitter falls about 6x (1.13 to
 0.18 px), and a 300 px/s sweep trails by about 2.4 px, a quarter of one frame's motion.
+
+The Kalman filter (`KalmanFilter`) models every coordinate as a position moving at a velocity that
+changes by random accelerations (white noise of standard deviation `process_noise`, px/s^2), observed
+with Gaussian noise of standard deviation `measurement_noise` (px). Constant motion passes with no
+lag at all, where the One Euro filter always trails a little; the price is overshoot when a motion
+stops or turns. KALMAN_DEFAULTS were chosen by measurement (benchmarks/smoothing.py: dlib landmarks
+on `dfjax synth` video against the exact ones; see the values' comment).
 """
 
 from __future__ import annotations
@@ -22,6 +30,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from dfjax.errors import UserError
+
+# Kalman noise in the tracker's units (pixels of a face scaled to about 100 px wide; see FaceTracker):
+# chosen by benchmarks/smoothing.py, see there and below the One Euro defaults above
+KALMAN_DEFAULTS = {"process_noise": 500.0, "measurement_noise": 1.0}
+ONE_EURO_DEFAULTS = {"min_cutoff": 1.0, "beta": 0.05}  # see the module docstring
 
 
 def _smoothing_factor(dt: float, cutoff: np.ndarray | float) -> np.ndarray | float:
@@ -33,7 +48,8 @@ def _smoothing_factor(dt: float, cutoff: np.ndarray | float) -> np.ndarray | flo
 class OneEuroFilter:
     """Streaming One Euro filter: call it with each new array and its timestamp in seconds."""
 
-    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0):
+    def __init__(self, min_cutoff: float = ONE_EURO_DEFAULTS["min_cutoff"], beta: float = ONE_EURO_DEFAULTS["beta"],
+                 d_cutoff: float = 1.0):
         if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
             raise ValueError("One Euro filter needs min_cutoff > 0, d_cutoff > 0 and beta >= 0.")
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
@@ -64,12 +80,92 @@ class OneEuroFilter:
         return self._x.copy()
 
 
-def smooth_sequence(landmarks: np.ndarray, fps: float, **params: float) -> np.ndarray:
-    """Filter a (T, ...) sequence of frames sampled at `fps`; params go to OneEuroFilter."""
+class KalmanFilter:
+    """Streaming constant-velocity Kalman filter: call it with each new array and its timestamp in
+    seconds, like OneEuroFilter. Every element has its own position and velocity; they share the
+    noise model, so one 2x2 covariance serves them all.
+
+    process_noise: standard deviation of the random acceleration, px/s^2 (higher follows turns
+    faster and smooths less). measurement_noise: standard deviation of the observation noise, px
+    (higher smooths more). The first observation is taken as it is, at rest but with an uncertain
+    velocity (`initial_speed`, px/s), so the filter settles within a few frames.
+    """
+
+    def __init__(self, process_noise: float | None = None, measurement_noise: float | None = None,
+                 initial_speed: float = 100.0):
+        process_noise = KALMAN_DEFAULTS["process_noise"] if process_noise is None else process_noise
+        measurement_noise = KALMAN_DEFAULTS["measurement_noise"] if measurement_noise is None else measurement_noise
+        if process_noise <= 0 or measurement_noise <= 0 or initial_speed <= 0:
+            raise ValueError("Kalman filter needs process_noise > 0, measurement_noise > 0 and initial_speed > 0.")
+        self.process_noise, self.measurement_noise, self.initial_speed = process_noise, measurement_noise, initial_speed
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the past: the next call starts a new sequence (e.g. after a cut or a lost face)."""
+        self._x: np.ndarray | None = None
+        self._v: np.ndarray | None = None
+        self._p: np.ndarray | None = None  # covariance of (position, velocity), the same for every element
+        self._t: float | None = None
+
+    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
+        """The filtered value of `x` observed at time `t` (seconds, strictly increasing)."""
+        x = np.asarray(x, dtype=np.float64)
+        r = self.measurement_noise ** 2
+        if self._x is None:
+            self._x, self._v, self._t = x.copy(), np.zeros_like(x), t
+            self._p = np.diag([r, self.initial_speed ** 2])
+            return x.copy()
+        if x.shape != self._x.shape:
+            raise ValueError(f"Filter was fed shape {self._x.shape}, now {x.shape}; call reset().")
+        dt = t - self._t
+        if dt <= 0:
+            raise ValueError(f"Timestamps must increase: got {t} after {self._t}.")
+        # predict: x += v dt, with a random acceleration between frames (discrete white noise)
+        f = np.array([[1.0, dt], [0.0, 1.0]])
+        g = np.array([[0.5 * dt * dt], [dt]])
+        p = f @ self._p @ f.T + self.process_noise ** 2 * (g @ g.T)
+        position = self._x + self._v * dt
+        # update with the observed position
+        gain = p[:, 0] / (p[0, 0] + r)
+        innovation = x - position
+        self._x = position + gain[0] * innovation
+        self._v = self._v + gain[1] * innovation
+        self._p = p - np.outer(gain, p[0])
+        self._t = t
+        return self._x.copy()
+
+
+SMOOTHERS = ("one-euro", "kalman", "none")
+
+
+def check_smoothing(kind: str) -> None:
+    """A UserError naming `--smoothing` when `kind` is not one of SMOOTHERS."""
+    if kind not in SMOOTHERS:
+        raise UserError(f"--smoothing {kind!r} is unknown; choose one of {', '.join(SMOOTHERS)}.")
+
+
+def make_smoother(kind: str, **params: float) -> OneEuroFilter | KalmanFilter | None:
+    """The streaming filter `kind` of SMOOTHERS with its parameters (None for "none").
+
+    one-euro takes min_cutoff, beta, d_cutoff; kalman takes process_noise, measurement_noise.
+    """
+    if kind == "one-euro":
+        return OneEuroFilter(**params)
+    if kind == "kalman":
+        return KalmanFilter(**params)
+    if kind == "none":
+        return None
+    raise ValueError(f"unknown smoothing {kind!r}; choose one of {', '.join(SMOOTHERS)}")
+
+
+def smooth_sequence(landmarks: np.ndarray, fps: float, kind: str = "one-euro", **params: float) -> np.ndarray:
+    """Filter a (T, ...) sequence of frames sampled at `fps` with the filter `kind` (see make_smoother)."""
     landmarks = np.asarray(landmarks)
     dtype = landmarks.dtype if np.issubdtype(landmarks.dtype, np.floating) else np.float64
-    one_euro = OneEuroFilter(**params)
+    smoother = make_smoother(kind, **params)
+    if smoother is None:
+        return landmarks.astype(dtype, copy=True)
     out = np.empty(landmarks.shape, dtype=dtype)
     for i, frame in enumerate(landmarks):
-        out[i] = one_euro(frame, i / fps)
+        out[i] = smoother(frame, i / fps)
     return out

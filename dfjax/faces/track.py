@@ -3,7 +3,9 @@
 Between full detections the box comes from the previous frame's landmarks, and a cheap detection
 in that region only (`FaceDetector.in_region`) confirms the face is still there; when it is not
 (a cut, the face turned away), the tracker detects on the whole frame at once. Landmarks are
-smoothed with a One Euro filter, reset whenever the track starts again.
+smoothed with a One Euro filter (the default: the landmarks only) or a constant-velocity Kalman
+filter (the landmarks and the box together), reset whenever the track starts again. Both filter
+positions of a face scaled to about 100 px wide, so their parameters mean the same for any face size.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ import numpy as np
 from dfjax.faces.detect import Detection, FaceDetector, iou
 from dfjax.faces.identity import SAME_PERSON_DISTANCE, FaceEncoder, distance
 from dfjax.faces.landmarks import LandmarkPredictor, box_from_landmarks
-from dfjax.faces.smooth import OneEuroFilter
+from dfjax.faces.smooth import make_smoother
 
 NO_FACE, TOO_SMALL, NOT_IDENTITY = "no face", "face smaller than --min-size", "not the --identity person"
 
 
 @dataclass
 class TrackedFace:
-    box: np.ndarray            # float32 [x0, y0, x1, y1], frame pixels
+    box: np.ndarray            # float32 [x0, y0, x1, y1], frame pixels (smoothed by the Kalman filter)
     landmarks: np.ndarray      # float32 (68, 2), smoothed
     raw_landmarks: np.ndarray  # float32 (68, 2), as the predictor gave them
     score: float
@@ -30,17 +32,23 @@ class TrackedFace:
 
 
 class FaceTracker:
-    """Call once per frame, in order; returns the tracked face or None with the reason."""
+    """Call once per frame, in order; returns the tracked face or None with the reason.
+
+    smoothing: "one-euro", "kalman" or "none" (True and False mean "one-euro" and "none");
+    smoothing_params: the filter's parameters (dfjax.faces.smooth.make_smoother), else its defaults.
+    """
 
     def __init__(self, detector: FaceDetector, predictor: LandmarkPredictor, *, every_n: int = 10,
                  min_size: float = 0.0, identity: np.ndarray | None = None, encoder: FaceEncoder | None = None,
-                 fps: float = 25.0, smoothing: bool = True, verify: bool = True):
+                 fps: float = 25.0, smoothing: bool | str = True, smoothing_params: dict | None = None,
+                 verify: bool = True):
         if identity is not None and encoder is None:
             raise ValueError("identity matching needs an encoder")
         self.detector, self.predictor, self.encoder = detector, predictor, encoder
         self.every_n, self.min_size, self.identity = max(1, every_n), min_size, identity
-        self.fps, self.smoothing, self.verify = fps, smoothing, verify
-        self._filter = OneEuroFilter() if smoothing else None
+        kind = ("one-euro" if smoothing else "none") if isinstance(smoothing, bool) else smoothing
+        self.fps, self.smoothing, self.verify = fps, kind, verify
+        self._filter = make_smoother(kind, **(smoothing_params or {}))
         self._last: TrackedFace | None = None
         self._since_detect = 0
         self._scale = 1.0
@@ -93,8 +101,12 @@ class FaceTracker:
             self.reset()  # a new track: do not smooth across it
             self._scale = max(1.0, float(det.box[2] - det.box[0]) / 100.0)
         raw = self.predictor(frame, det.box)
-        smooth = raw
-        if self._filter is not None:
+        smooth, box = raw, det.box
+        if self.smoothing == "kalman":  # the landmarks and the box's corners, as 70 points
+            points = np.concatenate([raw, np.asarray(det.box, np.float32).reshape(2, 2)])
+            points = (self._filter(points / self._scale, index / self.fps) * self._scale).astype(np.float32)
+            smooth, box = points[:68], points[68:].reshape(4)
+        elif self._filter is not None:
             smooth = (self._filter(raw / self._scale, index / self.fps) * self._scale).astype(np.float32)
-        self._last = TrackedFace(det.box, smooth, raw, det.score, detected)
+        self._last = TrackedFace(box, smooth, raw, det.score, detected)
         return self._last, ""

@@ -18,6 +18,15 @@ Any of them takes the deep-video-portrait conditioning branch with `cond_channel
 (N, R, R, cond_channels), encoded once by a shared `ConditionEncoder`, and every decoder is
 modulated by them at four scales. With `cond_channels=0` the model is exactly the plain one.
 
+With `latent="vae"` the bottleneck is variational (Kingma & Welling 2014): the first dense layer of
+every bottleneck (the shared encoder's; LIAE's `inter_ab` and `inter_b`) gives the mean of the code
+and a second dense layer of the same shape beside it (`logvar`) its log-variance. Given an rng named
+"latent" (`rngs={"latent": key}`, as training does) the code is sampled with the reparameterisation
+z = mean + exp(logvar / 2) * eps; without one (swap, previews, any plain `apply`) it is the mean, so
+inference is deterministic. Each bottleneck records its KL divergence to N(0, I) (summed over the
+code, averaged over the batch) in the "losses" collection: `apply(..., mutable=["losses"])`. With the
+default `latent="ae"` the model is exactly the plain autoencoder (same parameters, same outputs).
+
 Images are NHWC in [0, 1]; faces and masks come out of float32 sigmoids whatever `dtype` computes.
 Typical use::
 
@@ -25,6 +34,9 @@ Typical use::
     params = model.init(key, x_a, x_b)["params"]          # both decoders in one init
     out = model.apply({"params": params}, x_a, x_b)       # face_a, mask_a, face_b, mask_b
     fake_b, mask = model.apply({"params": params}, x_a, "b", method=FaceSwapAE.swap)
+
+    vae = FaceSwapAE("tiny", latent="vae")                     # sampled codes in training, the mean otherwise
+    out, kl = vae.apply({"params": p}, x_a, x_b, rngs={"latent": key}, mutable=["losses"])
 
     dvp = FaceSwapAE("tiny", cond_channels=27)                  # C_MAPS (9) maps x a window of 3
     out = dvp.apply({"params": p}, x_a, x_b, cond_a, cond_b)     # maps (N, R, R, 27) per side
@@ -51,6 +63,7 @@ Dtype = Any
 # name -> (tiny_res) -> ArchSpec; a new architecture is a module in dfjax/models registering its spec
 ARCHITECTURES = Registry("swap architecture", discover="dfjax.models")
 SIDES = ("a", "b")
+LATENTS = ("ae", "vae")  # model.latent: a plain code, or a variational one (mean and log-variance heads)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,18 +123,35 @@ def resolution(arch: str, tiny_res: int = 64) -> int:
     return _spec(arch, tiny_res).res
 
 
+def kl_to_standard_normal(mean: jax.Array, logvar: jax.Array) -> jax.Array:
+    """KL(N(mean, exp(logvar)) || N(0, I)) summed over the code's last axis, averaged over the batch."""
+    mean, logvar = mean.astype(jnp.float32), logvar.astype(jnp.float32)
+    return jnp.mean(0.5 * jnp.sum(jnp.square(mean) + jnp.exp(logvar) - 1.0 - logvar, axis=-1))
+
+
 class Bottleneck(nn.Module):
-    """Dense -> Dense -> reshape to (res/16)^2 x dense_ch -> Up(up_ch), on a flattened code."""
+    """Dense -> Dense -> reshape to (res/16)^2 x dense_ch -> Up(up_ch), on a flattened code.
+
+    `variational`: the first Dense is the code's mean and a `logvar` Dense beside it its log-variance;
+    the code is sampled when an rng "latent" is given, else it is the mean (see the module docstring).
+    """
 
     spec: ArchSpec
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    variational: bool = False
 
     @nn.compact
     def __call__(self, flat: jax.Array) -> jax.Array:
         s, r = self.spec, self.spec.res // 16
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         x = nn.Dense(s.dense, name="dense1", **kw)(flat)
+        if self.variational:
+            logvar = jnp.clip(nn.Dense(s.dense, name="logvar", **kw)(flat).astype(jnp.float32), -30.0, 20.0)
+            self.sow("losses", "kl", kl_to_standard_normal(x, logvar))
+            if self.has_rng("latent"):
+                eps = jax.random.normal(self.make_rng("latent"), x.shape, jnp.float32)
+                x = (x.astype(jnp.float32) + jnp.exp(0.5 * logvar) * eps).astype(x.dtype)
         x = nn.Dense(r * r * s.dense_ch, name="dense2", **kw)(x)
         x = x.reshape(x.shape[0], r, r, s.dense_ch)
         return Upscale(s.up_ch, name="up", **kw)(x)
@@ -134,6 +164,7 @@ class Encoder(nn.Module):
     bottleneck: bool = True
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    variational: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -147,7 +178,7 @@ class Encoder(nn.Module):
             x = nn.leaky_relu(x, 0.1)
         x = x.reshape(x.shape[0], -1)
         if self.bottleneck:
-            x = Bottleneck(s, self.dtype, self.param_dtype, name="bottleneck")(x)
+            x = Bottleneck(s, self.dtype, self.param_dtype, self.variational, name="bottleneck")(x)
         return x
 
 
@@ -213,7 +244,8 @@ class FaceSwapAE(nn.Module):
 
     `cond_channels` > 0 adds the conditioning branch: stacked maps with that many channels drive
     the decoders through a shared ConditionEncoder of base width `cond_width` (0: a quarter of the
-    encoder's first width, at least 16).
+    encoder's first width, at least 16). `latent` is "ae" (a plain code) or "vae" (variational
+    bottlenecks; see the module docstring).
     """
 
     arch: str = "original"
@@ -223,20 +255,23 @@ class FaceSwapAE(nn.Module):
     cond_channels: int = 0
     tiny_res: int = 64
     cond_width: int = 0
+    latent: str = "ae"
 
     def setup(self) -> None:
         if self.cond_channels < 0:
             raise ValueError(f"cond_channels must be >= 0, got {self.cond_channels}")
+        if self.latent not in LATENTS:
+            raise ValueError(f"latent must be one of {', '.join(LATENTS)}, got {self.latent!r}")
         spec = _spec(self.arch, self.tiny_res)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        conditioned = self.cond_channels > 0
-        self.encoder = Encoder(spec, bottleneck=not spec.liae, **kw)
+        conditioned, variational = self.cond_channels > 0, self.latent == "vae"
+        self.encoder = Encoder(spec, bottleneck=not spec.liae, variational=variational, **kw)
         if conditioned:
             base = self.cond_width or max(16, spec.enc_dims // 4)
             self.cond_encoder = ConditionEncoder(condition_widths(base), **kw)
         if spec.liae:
-            self.inter_ab = Bottleneck(spec, **kw)
-            self.inter_b = Bottleneck(spec, **kw)
+            self.inter_ab = Bottleneck(spec, variational=variational, **kw)
+            self.inter_b = Bottleneck(spec, variational=variational, **kw)
             self.decoder = Decoder(spec, self.attention_res, conditioned, **kw)
         else:
             self.decoder_a = Decoder(spec, self.attention_res, conditioned, **kw)

@@ -67,6 +67,8 @@ class ReenactTrainer(Trainer):
         if config.model.res % 2 ** config.model.depth:
             raise UserError(f"model.res={config.model.res} does not halve {config.model.depth} times "
                             f"(model.depth); give a multiple of {2 ** config.model.depth}.")
+        if config.data.get("b"):
+            raise UserError("reenactment trains on one face set (the target): pass --a TARGET_FACESET and drop --b.")
 
     def init_variables(self, key) -> Variables:
         # An "rbg" key: XLA:CPU compiles threefry's initialisers slowly (about 20 s for the tiny U-Net, 3 s so).
@@ -80,8 +82,6 @@ class ReenactTrainer(Trainer):
 
     def prepare(self, workdir: Path, mesh, progress=None) -> None:
         config = self.config
-        if config.data.b:
-            raise UserError("reenactment trains on one face set (the target): pass --a TARGET_FACESET and drop --b.")
         path = config.data.a or synthetic_facesets(workdir, config.data.synth_frames, config.data.synth_size,
                                                    progress)[0]
         res = config.model.res

@@ -1,5 +1,6 @@
 """The swap trainer: the shared-encoder / two-decoder autoencoder of faceswap and DeepFaceLab, optionally
-a GAN (one PatchGAN per identity) and with the deep-video-portrait conditioning branch.
+a GAN (one PatchGAN per identity), a VAE (`model.latent=vae`: sampled codes and a KL term in training,
+the mean code at swap time) and with the deep-video-portrait conditioning branch.
 
 Both face sets go onto every device once as uint8 and each step samples its batch by index and
 augments it inside the jitted step (or, with `data.on_device=False`, a host loader streams the
@@ -28,7 +29,7 @@ from dfjax.data.faceset import FaceSet
 from dfjax.data.loader import HostLoader
 from dfjax.data.training_set import Side, load_side, synthetic_facesets
 from dfjax.errors import UserError
-from dfjax.models.autoencoder import ARCHITECTURES, FaceSwapAE, resolution
+from dfjax.models.autoencoder import ARCHITECTURES, LATENTS, FaceSwapAE, resolution
 from dfjax.models.conditioning import C_MAPS
 from dfjax.models.discriminator import discriminator_from_config
 from dfjax.previews import make_previewer
@@ -59,6 +60,23 @@ def cond_window(config: ml_collections.ConfigDict) -> int:
     return int(config.model.get("cond_window", 0) or 0)
 
 
+def latent(config: ml_collections.ConfigDict) -> str:
+    """`model.latent`: "ae" or "vae" (configs saved before it existed are "ae")."""
+    return config.model.get("latent", "ae")
+
+
+def kl_weight(config: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
+    """`loss.kl`, ramped linearly from 0 at step 0 to full at `loss.kl_warmup_steps`."""
+    warmup = config.loss.get("kl_warmup_steps", 0)
+    ramp = jnp.minimum(1.0, step.astype(jnp.float32) / warmup) if warmup else 1.0
+    return config.loss.get("kl", 0.0) * ramp
+
+
+def needs_vgg(config: ml_collections.ConfigDict) -> bool:
+    """Whether a VGG16 term (feature or style) is on."""
+    return bool(config.loss.get("perceptual", 0.0) or config.loss.get("style", 0.0))
+
+
 @TRAINERS.register("swap")
 class SwapTrainer(Trainer):
     name = "swap"
@@ -81,7 +99,8 @@ class SwapTrainer(Trainer):
         dtype = jnp.dtype(config.model.dtype)
         generator = FaceSwapAE(arch=config.model.arch, dtype=dtype, param_dtype=jnp.float32,
                                attention_res=config.model.attention_res or None, tiny_res=config.model.tiny_res,
-                               cond_channels=C_MAPS * cond_window(config), cond_width=config.model.get("cond_width", 0))
+                               cond_channels=C_MAPS * cond_window(config), cond_width=config.model.get("cond_width", 0),
+                               latent=latent(config))
         return generator, discriminator_from_config(config.gan, dtype)
 
     @staticmethod
@@ -94,6 +113,11 @@ class SwapTrainer(Trainer):
         res = config.model.tiny_res
         if config.model.arch.endswith("tiny") and (res % 16 or res < 16):
             raise UserError(f"model.tiny_res={res} is impossible; give a multiple of 16 (e.g. 32, 64, 128).")
+        if latent(config) not in LATENTS:
+            raise UserError(f"model.latent={latent(config)!r} is unknown; choose one of {', '.join(LATENTS)}.")
+        if needs_vgg(config) and not config.loss.vgg16_weights:
+            raise UserError("loss.perceptual and loss.style need VGG16 weights: "
+                            "--set loss.vgg16_weights=PATH (.npz or .h5).")
 
     def init_variables(self, key) -> Variables:
         k_g, k_d = jax.random.split(key)
@@ -135,7 +159,7 @@ class SwapTrainer(Trainer):
                                     controls)
                 shardings[s] = SideData(rep, rep, controls_sharding)
         vgg_params = None
-        if config.loss.perceptual:
+        if needs_vgg(config):
             self.vgg, vgg_params = load_perceptual(config, mesh)
         self.data = SwapData(sides["a"], sides["b"], vgg_params)
         self.data_sharding = SwapData(shardings["a"], shardings["b"],
@@ -192,8 +216,15 @@ class SwapTrainer(Trainer):
         config, generator, discriminator = self.config, self.generator, self.discriminator
         gan = losses.gan_losses(config.gan.objective) if discriminator is not None else None
         conds = [batch[s]["cond"] for s in SIDES if "cond" in batch[s]]
-        out = generator.apply({"params": params}, batch["a"]["inputs"], batch["b"]["inputs"], *conds)
+        inputs = (batch["a"]["inputs"], batch["b"]["inputs"], *conds)
         metrics, total = {}, 0.0
+        if latent(config) == "vae":  # sampled codes (the mean at swap time), and their KL to N(0, I)
+            out, recorded = generator.apply({"params": params}, *inputs, rngs={"latent": jax.random.fold_in(key, 1)},
+                                            mutable=["losses"])
+            metrics["kl"] = sum(jax.tree.leaves(recorded["losses"]))
+            total += kl_weight(config, state.step) * metrics["kl"]
+        else:
+            out = generator.apply({"params": params}, *inputs)
         for s in SIDES:
             target, maps = batch[s]["targets"], batch[s]["target_masks"]
             rec = losses.reconstruction(config, out[f"face_{s}"], target, maps, self.vgg, batch["vgg"])
@@ -240,10 +271,10 @@ class SwapTrainer(Trainer):
 
 
 def load_perceptual(config, mesh):
-    """The fixed VGG16 feature extractor of the perceptual loss, from the file the user named."""
+    """The fixed VGG16 feature extractor of the perceptual and style losses, from the file the user named."""
     path = config.loss.vgg16_weights
     if not path:
-        raise UserError("loss.perceptual > 0 needs VGG16 weights: --set loss.vgg16_weights=PATH (.npz or .h5).")
+        raise UserError("loss.perceptual and loss.style need VGG16 weights: --set loss.vgg16_weights=PATH (.npz or .h5).")
     try:
         weights = losses.load_vgg16_weights(path)
     except (ValueError, OSError) as exc:
