@@ -112,14 +112,17 @@ def synth(
     size: int = typer.Option(256, help="Video frame size (square, pixels)."),
     face_size: int = typer.Option(128, help="Aligned face-set crop size."),
     seed: int = typer.Option(0, help="Random seed for motion, lighting and backgrounds."),
+    identities: int = typer.Option(2, help="How many identities: a and b (built in), then c, d, ... (random, "
+                                           "reproducible); every ordered pair gets a ground-truth swap video."),
     overwrite: bool = typer.Option(False, help="Replace existing output."),
     quiet: bool = QUIET,
 ) -> None:
-    """Render the built-in synthetic identities with exact ground truth, ready for training."""
-    from dfjax.data.synthetic import synthesize
+    """Render synthetic identities with exact ground truth, ready for training."""
+    from dfjax.data.synthetic import identity_names, synthesize
 
+    names = identity_names(identities)
     with progress_bar("frames", quiet) as progress:
-        summary = synthesize(output, frames=frames, size=size, face_size=face_size, seed=seed,
+        summary = synthesize(output, frames=frames, size=size, face_size=face_size, seed=seed, identities=names,
                              overwrite=overwrite, progress=progress)
     _print_summary(f"synthetic data written to {output}", summary)
 

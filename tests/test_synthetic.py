@@ -201,3 +201,24 @@ def test_synthesize_refuses_a_used_folder_and_odd_sizes(tmp_path):
     with pytest.raises(UserError, match="even"):
         synthesize(tmp_path / "odd", frames=2, size=65, face_size=32)
     assert (used / "keep.txt").read_text() == "mine"
+
+
+def test_synth_identities_n_renders_n_distinct_people_and_every_pair(tmp_path):
+    from typer.testing import CliRunner
+
+    from dfjax.cli import app
+    from dfjax.data.synthetic import identity_names
+
+    out = tmp_path / "four"
+    result = CliRunner().invoke(app, ["synth", "-o", str(out), "--identities", "4", "--frames", "4", "--size", "96",
+                                      "--face-size", "64", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "facesets").iterdir()) == ["a", "b", "c", "d"]
+    assert len(list((out / "videos").glob("*_as_*_truth.mp4"))) == 4 * 3  # every ordered pair
+    faces = {n: np.load(out / "facesets" / n / "faces.npy").astype(int) for n in "abcd"}
+    for x, y in [(x, y) for x in "abcd" for y in "abcd" if x < y]:  # four different people, same framing
+        assert np.abs(faces[x][0] - faces[y][0]).sum(axis=2).mean() > 60, (x, y)
+    assert identity_names(3) == ("a", "b", "c")
+    bad = CliRunner().invoke(app, ["synth", "-o", str(tmp_path / "one"), "--identities", "1", "--quiet"])
+    assert bad.exit_code == 2 and "--identities 1 is out of range" in bad.output
+    assert not (tmp_path / "one").exists()

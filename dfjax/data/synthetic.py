@@ -28,7 +28,7 @@ from dfjax.faces.align import alignment_matrix, warp_face
 from dfjax.faces.quality import blur_score
 from dfjax.io import atomic_write, check_writable
 
-__all__ = ["IDENTITIES", "Identity", "FrameState", "GroundTruth", "get_identity", "make_identity",
+__all__ = ["IDENTITIES", "Identity", "FrameState", "GroundTruth", "get_identity", "identity_names", "make_identity",
            "neutral_state", "render_frame", "render_swap", "render_video", "sample_states", "synthesize"]
 
 
@@ -91,6 +91,17 @@ def _face_record(frame: np.ndarray, truth: GroundTruth, size: int, face_type: st
             "ear": [round(_ear(lm[36:42]), 3), round(_ear(lm[42:48]), 3)],
             "blur": round(blur_score(crop, mask), 2), "score": 1.0, "detected": True, "truth": True}
     return crop, mask, meta
+
+
+MAX_IDENTITIES = 26
+
+
+def identity_names(count: int) -> tuple[str, ...]:
+    """The names of `count` synthetic identities: the built-in a and b, then c, d, ... (random, reproducible)."""
+    if not 2 <= count <= MAX_IDENTITIES:
+        raise UserError(f"--identities {count} is out of range; give 2 to {MAX_IDENTITIES} (every pair of "
+                        "identities gets a ground-truth swap video).")
+    return tuple("abcdefghijklmnopqrstuvwxyz"[:count])
 
 
 def synthesize(out_dir: str | Path, *, frames: int = 300, size: int = 256, face_size: int = 128,

@@ -45,7 +45,38 @@ def _smoothing_factor(dt: float, cutoff: np.ndarray | float) -> np.ndarray | flo
     return 1.0 / (1.0 + tau / dt)
 
 
-class OneEuroFilter:
+class StreamingFilter:
+    """A filter fed one array per frame, with its timestamp in seconds: the first value is taken as it
+    is; later ones must keep its shape and come strictly later. Subclasses give `_start` and `_step`."""
+
+    def reset(self) -> None:
+        """Forget the past: the next call starts a new sequence (e.g. after a cut or a lost face)."""
+        self._x: np.ndarray | None = None
+        self._t: float | None = None
+
+    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
+        """The filtered value of `x` observed at time `t` (seconds, strictly increasing)."""
+        x = np.asarray(x, dtype=np.float64)
+        if self._x is None:
+            self._x, self._t = x.copy(), t
+            self._start(x)
+            return x.copy()
+        if x.shape != self._x.shape:
+            raise ValueError(f"Filter was fed shape {self._x.shape}, now {x.shape}; call reset().")
+        dt = t - self._t
+        if dt <= 0:
+            raise ValueError(f"Timestamps must increase: got {t} after {self._t}.")
+        self._x, self._t = self._step(x, dt), t
+        return self._x.copy()
+
+    def _start(self, x: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _step(self, x: np.ndarray, dt: float) -> np.ndarray:
+        raise NotImplementedError
+
+
+class OneEuroFilter(StreamingFilter):
     """Streaming One Euro filter: call it with each new array and its timestamp in seconds."""
 
     def __init__(self, min_cutoff: float = ONE_EURO_DEFAULTS["min_cutoff"], beta: float = ONE_EURO_DEFAULTS["beta"],
@@ -55,32 +86,17 @@ class OneEuroFilter:
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
         self.reset()
 
-    def reset(self) -> None:
-        """Forget the past: the next call starts a new sequence (e.g. after a cut or a lost face)."""
-        self._x: np.ndarray | None = None
-        self._dx: np.ndarray | None = None
-        self._t: float | None = None
+    def _start(self, x: np.ndarray) -> None:
+        self._dx = np.zeros_like(x)
 
-    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
-        """The filtered value of `x` observed at time `t` (seconds, strictly increasing)."""
-        x = np.asarray(x, dtype=np.float64)
-        if self._x is None:
-            self._x, self._dx, self._t = x.copy(), np.zeros_like(x), t
-            return x.copy()
-        if x.shape != self._x.shape:
-            raise ValueError(f"Filter was fed shape {self._x.shape}, now {x.shape}; call reset().")
-        dt = t - self._t
-        if dt <= 0:
-            raise ValueError(f"Timestamps must increase: got {t} after {self._t}.")
+    def _step(self, x: np.ndarray, dt: float) -> np.ndarray:
         a_d = _smoothing_factor(dt, self.d_cutoff)
         self._dx = a_d * (x - self._x) / dt + (1.0 - a_d) * self._dx
         a = _smoothing_factor(dt, self.min_cutoff + self.beta * np.abs(self._dx))
-        self._x = a * x + (1.0 - a) * self._x
-        self._t = t
-        return self._x.copy()
+        return a * x + (1.0 - a) * self._x
 
 
-class KalmanFilter:
+class KalmanFilter(StreamingFilter):
     """Streaming constant-velocity Kalman filter: call it with each new array and its timestamp in
     seconds, like OneEuroFilter. Every element has its own position and velocity; they share the
     noise model, so one 2x2 covariance serves them all.
@@ -100,39 +116,22 @@ class KalmanFilter:
         self.process_noise, self.measurement_noise, self.initial_speed = process_noise, measurement_noise, initial_speed
         self.reset()
 
-    def reset(self) -> None:
-        """Forget the past: the next call starts a new sequence (e.g. after a cut or a lost face)."""
-        self._x: np.ndarray | None = None
-        self._v: np.ndarray | None = None
-        self._p: np.ndarray | None = None  # covariance of (position, velocity), the same for every element
-        self._t: float | None = None
+    def _start(self, x: np.ndarray) -> None:
+        self._v = np.zeros_like(x)
+        self._p = np.diag([self.measurement_noise ** 2, self.initial_speed ** 2])  # of (position, velocity)
 
-    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
-        """The filtered value of `x` observed at time `t` (seconds, strictly increasing)."""
-        x = np.asarray(x, dtype=np.float64)
-        r = self.measurement_noise ** 2
-        if self._x is None:
-            self._x, self._v, self._t = x.copy(), np.zeros_like(x), t
-            self._p = np.diag([r, self.initial_speed ** 2])
-            return x.copy()
-        if x.shape != self._x.shape:
-            raise ValueError(f"Filter was fed shape {self._x.shape}, now {x.shape}; call reset().")
-        dt = t - self._t
-        if dt <= 0:
-            raise ValueError(f"Timestamps must increase: got {t} after {self._t}.")
+    def _step(self, x: np.ndarray, dt: float) -> np.ndarray:
         # predict: x += v dt, with a random acceleration between frames (discrete white noise)
         f = np.array([[1.0, dt], [0.0, 1.0]])
         g = np.array([[0.5 * dt * dt], [dt]])
         p = f @ self._p @ f.T + self.process_noise ** 2 * (g @ g.T)
         position = self._x + self._v * dt
         # update with the observed position
-        gain = p[:, 0] / (p[0, 0] + r)
+        gain = p[:, 0] / (p[0, 0] + self.measurement_noise ** 2)
         innovation = x - position
-        self._x = position + gain[0] * innovation
         self._v = self._v + gain[1] * innovation
         self._p = p - np.outer(gain, p[0])
-        self._t = t
-        return self._x.copy()
+        return position + gain[0] * innovation
 
 
 SMOOTHERS = ("one-euro", "kalman", "none")
