@@ -7,10 +7,11 @@ from pathlib import Path
 from dfjax.io import atomic_write
 
 
-def plot_roc(name: str, runs: list[dict], path: Path) -> None:
+def plot_roc(name: str, runs: list[dict], path: Path, where: str = "test split") -> None:
     """Frame-level ROC of every seed (solid), the first seed's video-level ROC (dashed), chance (dotted).
 
     runs: the per-seed :func:`detect.evaluate.summarize` results, each with "seed" added.
+    where: what was scored, for the title.
     """
     import matplotlib
 
@@ -29,7 +30,7 @@ def plot_roc(name: str, runs: list[dict], path: Path) -> None:
                 label=f"video, seed {runs[0].get('seed', 0)} (AUC {runs[0]['video']['auc']:.3f})")
     ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
     ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel="false positive rate (real called fake)",
-           ylabel="true positive rate (fake caught)", title=f"ROC: {name} (test split)")
+           ylabel="true positive rate (fake caught)", title=f"ROC: {name} ({where})")
     ax.set_aspect("equal")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")

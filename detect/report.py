@@ -6,6 +6,9 @@ The report dict (made by :func:`detect.run.detect_eval`) holds
   detectors    {name: {"mean": evaluate.aggregate(...), "seeds": [summarize(...) + seed, train_seconds]}};
   per-protocol sections when run: cross_method, robustness, compression (see detect.protocol);
   notes        sentences about what was skipped and why.
+A cross-dataset report (:func:`detect.run.cross_eval`) has cross_dataset = {detector: {"val": ...,
+"test": {set: ...}}} with entries shaped like those of `detectors`, which it does not have; its
+markdown is one table of frame AUC, video AUC, AP and EER per detector x test set (see `cross_rows`).
 Every file is written through dfjax.io: to a temporary name, then moved into place.
 """
 
@@ -37,18 +40,19 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))
 
 
-def _dataset(dataset: dict, how_split: str | None) -> list[str]:
+def _dataset(dataset: dict, how_split: str | None, sentence: str | None = None) -> list[str]:
     rows = []
     for split, c in dataset.items():
         methods = ", ".join(f"{m} {n}" for m, n in c.get("fake_methods", {}).items()) or "–"
         missing = f"{c['frames_without_face']} of {c['frames_sampled']}" if "frames_sampled" in c else "–"
         rows.append([split, f"{c['real_videos']} / {c['fake_videos']}", f"{c['real_frames']} / {c['fake_frames']}",
                      missing, c.get("videos_without_face", 0), methods])
-    how = f"Split {how_split}." if how_split else "Split by source identity (no identity in two splits)."
+    how = sentence or (f"Split {how_split}." if how_split else
+                       "Split by source identity (no identity in two splits).")
     return ["## Dataset", "", f"{how} Sampled frames without a face are counted, never silently dropped (their "
             "indices per video are in report.json).", "",
-            *_table(["split", "videos real / fake", "frames real / fake", "sampled frames without a face",
-                     "videos without any face", "fake frames per method"], rows)]
+            *_table(["split" if sentence is None else "data", "videos real / fake", "frames real / fake",
+                     "sampled frames without a face", "videos without any face", "fake frames per method"], rows)]
 
 
 def _main(detectors: dict, n_seeds: int) -> list[str]:
@@ -118,6 +122,79 @@ def _compression(comp: dict, dataset: dict) -> list[str]:
                     rows)]
 
 
+# ---------------------------------------------------------------- the cross-dataset table
+
+CROSS_METRICS = (("frame", "auc", "frame AUC"), ("video", "auc", "video AUC"), ("frame", "ap", "AP"),
+                 ("frame", "eer", "EER"))
+VAL_GROUP = "val (in-dataset)"
+
+
+def cross_rows(report: dict) -> list[tuple[str, str, str, dict | None]]:
+    """(detector, group, kind, mean) of a cross-dataset report, detectors in order, each with its validation
+    split first (group VAL_GROUP, kind "val") when there is one, then every test set (kind "test").
+
+    mean: the entry's evaluate.aggregate result ({"frame": {metric: mean_std}, "video": ...}), None when missing.
+    """
+    tests = list(report.get("settings", {}).get("test", {}))
+    rows = []
+    for label, by_set in report["cross_dataset"].items():
+        if "val" in by_set:
+            rows.append((label, VAL_GROUP, "val", by_set["val"]["mean"]))
+        for name in tests:
+            entry = by_set.get("test", {}).get(name)
+            rows.append((label, name, "test", entry["mean"] if entry else None))
+    return rows
+
+
+def cross_metric(mean: dict | None, level: str, key: str):
+    """One metric's mean_std from an entry's mean, None when absent."""
+    return (mean or {}).get(level, {}).get(key)
+
+
+def _cross(report: dict) -> list[str]:
+    rows = cross_rows(report)
+    groups = list(dict.fromkeys(group for _, group, _, _ in rows))
+    header = ["detector"] + [f"{g}: {h}" for g in groups for _, _, h in CROSS_METRICS]
+    table = {}
+    for label, group, _, mean in rows:
+        table.setdefault(label, {})[group] = [cross_metric(mean, level, key) for level, key, _ in CROSS_METRICS]
+    body = [[label] + [v for g in groups for v in cells.get(g, [None] * len(CROSS_METRICS))]
+            for label, cells in table.items()]
+    n_seeds = len(report.get("settings", {}).get("seeds", [0]))
+    spread = f"mean ± sample std over {n_seeds} seeds" if n_seeds > 1 else "one seed"
+    return ["## Cross-dataset results (DeepfakeBench's protocol)", "",
+            f"Rows: detectors; column groups: {VAL_GROUP}, the validation split of the --train data (it also "
+            "selected the model, so it flatters), then each --test set, scored whole. AP and EER are frame "
+            f"level; video AUC ranks the mean frame score of each video; {spread}.", "",
+            *_table(header, body)]
+
+
+def _cross_per_method(report: dict) -> list[str]:
+    rows = [[label, group, method] + [m[k] for k, _ in _METRICS]
+            for label, group, _, mean in cross_rows(report) if len((mean or {}).get("per_method", {})) > 1
+            for method, m in mean["per_method"].items()]
+    if not rows:  # one method per data: the table above already says it
+        return []
+    return ["", "## Per manipulation method (frame level; each method's fakes vs all reals of the same data)", "",
+            *_table(["detector", "scored on", "method"] + [h for _, h in _METRICS], rows)]
+
+
+def _cross_markdown(report: dict, lines: list[str]) -> str:
+    s = report.get("settings", {})
+    if report.get("dataset"):
+        lines += _dataset(report["dataset"], None, sentence=s.get("split")) + [""]
+    lines += _cross(report)
+    lines += _cross_per_method(report)
+    if report.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
+    lines += ["", "## ROC curves", ""]
+    for label, group, kind, mean in cross_rows(report):
+        if mean is not None:
+            key = f"test_{group}" if kind == "test" else "val"
+            lines.append(f"![ROC {label} on {group}](roc_{safe_name(label)}_{safe_name(key)}.png)")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(report: dict) -> str:
     """The report as markdown tables (everything else is in report.json)."""
     s = report.get("settings", {})
@@ -126,6 +203,8 @@ def markdown(report: dict) -> str:
              f"{s.get('frames', '?')} evenly spaced frames per video, face crops of {s.get('size', '?')} px "
              "(dlib box x1.3). Label 1 = fake; scores are P(fake); EER where FPR = FNR; video = mean of its "
              "frame scores.", ""]
+    if "cross_dataset" in report:
+        return _cross_markdown(report, lines)
     if report.get("dataset"):
         lines += _dataset(report["dataset"], s.get("split")) + [""]
     lines += _main(report["detectors"], n_seeds)
@@ -147,6 +226,14 @@ def write_report(report: dict, out_dir) -> dict[str, Path]:
     paths = {"json": out_dir / "report.json", "md": out_dir / "report.md"}
     write_json(paths["json"], report, indent=1)
     write_text(paths["md"], markdown(report))
+    if "cross_dataset" in report:
+        for label, by_set in report["cross_dataset"].items():
+            entries = ([("val", VAL_GROUP, by_set["val"])] if "val" in by_set else []) + \
+                [(f"test_{name}", f"test set {name}", e) for name, e in by_set.get("test", {}).items()]
+            for key, where, entry in entries:
+                path = paths[f"roc_{label}_{key}"] = out_dir / f"roc_{safe_name(label)}_{safe_name(key)}.png"
+                plot_roc(label, entry["seeds"], path, where=where)
+        return paths
     for name, r in report["detectors"].items():
         paths[f"roc_{name}"] = out_dir / f"roc_{safe_name(name)}.png"
         plot_roc(name, r["seeds"], paths[f"roc_{name}"])

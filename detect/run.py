@@ -4,6 +4,12 @@ Videos are split into train/val/test by source identity before any frame is read
 in two splits; each detector is trained on train (val for model selection only) for every seed, or
 loaded from a checkpoint, then scored on test, per method, across methods, under perturbations and
 on re-encoded copies of the test videos. Every sampled frame without a face is counted in the report.
+
+The cross-dataset protocol (DeepfakeBench's headline table; `--train PATH... --test NAME=PATH...`):
+the labelled training data is split by identity into train and val only, each detector is trained
+on train (val for model selection only, as above) or loaded from a checkpoint, and scored on every
+test set whole, never split; the report's table has frame AUC, video AUC, AP and EER per detector
+and test set, beside the validation figures.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import numpy as np
 
 from detect import protocol
 from detect.datasets import Dataset, build_dataset, check_face_detector, collect, split_by_group
+from detect.sources import VideoItem, collect_labelled
 from detect.evaluate import aggregate
 from detect.report import write_report
 from detect.registry import DETECTORS
@@ -23,6 +30,7 @@ from dfjax.io import check_writable
 
 COMPRESSIONS = ("raw", "c23", "c40")
 MIN_CROP = 16  # face crops smaller than this hold too little of a face to score
+CROSS_VAL_SHARE = 0.15  # of the --train data's identities, held out for model selection and the val figures
 
 
 # ---------------------------------------------------------------- configs
@@ -104,13 +112,14 @@ def _frame_counts(ds: Dataset) -> dict:
     return {k: v for k, v in dataset_counts(ds).items() if k not in skip}
 
 
-def _check_classes(name: str, ds: Dataset) -> None:
+def _check_classes(name: str, ds: Dataset, what: str | None = None) -> None:
+    """A UserError when `ds` lacks real or fake frames; `what` names it (default "the NAME split")."""
     counts = np.bincount(np.asarray(ds.labels, np.int64), minlength=2) if len(ds) else np.zeros(2, int)
     for label, kind in ((0, "real"), (1, "fake")):
         if not counts[label]:
             lost = sum(len(ds.missing.get(str(it.path), [])) for it in ds.videos if it.label == label)
-            raise UserError(f"the {name} split has no {kind} frame with a face ({lost} sampled {kind} frames had "
-                            f"none); give {kind} videos of more identities with visible frontal faces.")
+            raise UserError(f"{what or f'the {name} split'} has no {kind} frame with a face ({lost} sampled {kind} "
+                            f"frames had none); give {kind} videos of more identities with visible frontal faces.")
 
 
 def build_splits(real: list[Path], fake: list[Path], cache: Path, *, frames: int, size: int, split_seed: int,
@@ -132,18 +141,64 @@ def build_splits(real: list[Path], fake: list[Path], cache: Path, *, frames: int
 
 
 def _run_entries(trained: dict, summaries: dict) -> dict:
-    return {name: {"mean": aggregate(summaries[name]),
-                   "seeds": [{"seed": t.seed, "train_seconds": t.train_seconds, "checkpoint": t.checkpoint, **s}
-                             for t, s in zip(trained[name], summaries[name])]}
-            for name in trained}
+    return {name: _entry(trained[name], summaries[name]) for name in trained}
+
+
+def check_protocol(real: list, fake: list, train: list, tests: list, checkpoint, robustness: bool,
+                   compression: str | None) -> bool:
+    """Which protocol the options ask for: True for cross-dataset (--train/--test), False for one dataset
+    split by identity (--real/--fake); a UserError for a mix of the two or a half-given one."""
+    if train and (real or fake):
+        raise UserError("--train (cross-dataset: train on one dataset, score on others) and --real/--fake (one "
+                        "dataset split by identity) cannot be mixed; pass the training data with --train only (a "
+                        "labels CSV, FaceForensics++ root or DFDC folder) and the data to score with --test NAME=PATH.")
+    if tests and (real or fake):
+        raise UserError("--test scores detectors trained on --train data (or loaded with --checkpoint), not on "
+                        "--real/--fake; pass the training data with --train instead.")
+    if not (train or tests):
+        if not real or not fake:
+            missing = "--fake" if real else "--real"
+            raise UserError(f"missing {missing}: give --real and --fake videos (one dataset, split by identity), or "
+                            "--train PATH and --test NAME=PATH (trained on one dataset, scored on others).")
+        return False
+    if not train and checkpoint is None:
+        raise UserError("--test needs detectors to score: train them on --train PATH, or load them with "
+                        "--checkpoint DIR.")
+    if robustness or compression:
+        raise UserError("--robustness and --compression score the one-dataset protocol's test split, not --test "
+                        "sets; leave them out, or pass re-encoded copies as a --test set of their own.")
+    return True
+
+
+def parse_tests(specs: list[str]) -> dict[str, Path]:
+    """["celebdf=/data/celebdf.csv", ...] -> {"celebdf": Path(...)}: --test NAME=PATH, names unique, paths present."""
+    tests: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, path = str(spec).partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not path:
+            raise UserError(f"--test {spec!r} is not NAME=PATH; write e.g. --test celebdf=/data/celebdf/labels.csv.")
+        if not name:
+            raise UserError(f"--test {spec!r} has an empty name; write NAME=PATH, e.g. --test celebdf={path}.")
+        if name in tests:
+            raise UserError(f"--test names the test set {name!r} twice ({tests[name]} and {path}); give each test "
+                            "set its own name.")
+        if not Path(path).exists():
+            raise UserError(f"--test {name}={path} does not exist; check the path.")
+        tests[name] = Path(path)
+    return tests
 
 
 def detect_eval(real: list[Path], fake: list[Path], detectors: list[str], output: Path, *,
+                train: list[Path] = (), tests: list[str] = (),
                 configs: list[str] = (), overrides: list[str] = (), checkpoint: Path | None = None,
                 seeds: int = 1, robustness: bool = False, compression: str | None = None, frames: int = 32,
                 size: int = 256, split_seed: int = 0, face_detector: str = DEFAULT_FACE_DETECTOR, progress=None) -> dict:
     """Train (or load) detectors, score them on the test split and write the report to `output`.
 
+    real, fake: the one-dataset protocol's videos, split by identity into train/val/test.
+    train, tests: the cross-dataset protocol instead (see :func:`cross_eval`): labelled datasets to train
+    on, and "NAME=PATH" test sets, each scored whole. The two cannot be mixed.
     face_detector: the face detector of the crops, "hog" (DeepfakeBench's), "cnn" or "hog,cnn".
 
     Returns the report dict (see detect/report.py); trained detectors are saved under
@@ -154,10 +209,16 @@ def detect_eval(real: list[Path], fake: list[Path], detectors: list[str], output
                              (seeds, 1, "--seeds")):
         if value < low:
             raise UserError(f"{name} {value} is out of range; give {low} or more.")
+    real, fake, train, tests = list(real or []), list(fake or []), list(train or []), list(tests or [])
+    cross = check_protocol(real, fake, train, tests, checkpoint, robustness, compression)
+    test_paths = parse_tests(tests)
     check_writable(output, folder=True)
     specs = resolve_detectors(list(detectors), list(configs), list(overrides))
     levels = parse_compression(compression)
     check_face_detector(face_detector)
+    if cross:
+        return cross_eval(train, test_paths, specs, output, checkpoint=checkpoint, seeds=seeds, frames=frames,
+                          size=size, split_seed=split_seed, face_detector=face_detector, progress=progress)
     if checkpoint is not None:
         trained = protocol.load_all(list(specs), Path(checkpoint))  # before the slow dataset build
     cache = output / "cache"
@@ -214,6 +275,110 @@ def _compression(trained: dict, test_items: list, levels: list[str], report: dic
         for name, metrics in protocol.score_variant(trained, ds).items():
             out[name][level] = metrics
     return out
+
+
+# ---------------------------------------------------------------- the cross-dataset protocol
+
+
+def _check_items(items: list[VideoItem], what: str) -> None:
+    """A UserError when the labelled videos `items` lack one class (AUC needs both), before any frame is read."""
+    for label, kind in ((0, "real"), (1, "fake")):
+        if not any(it.label == label for it in items):
+            raise UserError(f"{what} holds no {kind} video ({len(items)} videos, all {('fake', 'real')[label]}); "
+                            f"AUC and EER need both classes, so add {kind} videos to it.")
+
+
+def _entry(runs: list, summaries: list[dict]) -> dict:
+    """{"mean": mean ± std over seeds, "seeds": per seed with its training time and checkpoint}."""
+    return {"mean": aggregate(summaries),
+            "seeds": [{"seed": t.seed, "train_seconds": t.train_seconds, "checkpoint": t.checkpoint, **s}
+                      for t, s in zip(runs, summaries)]}
+
+
+def cross_eval(train: list[Path], tests: dict[str, Path], specs: dict[str, tuple], output: Path, *,
+               checkpoint: Path | None = None, seeds: int = 1, frames: int = 32, size: int = 256, split_seed: int = 0,
+               face_detector: str = DEFAULT_FACE_DETECTOR, progress=None) -> dict:
+    """The cross-dataset protocol: train on one dataset, score on others, as DeepfakeBench's cross-dataset table.
+
+    train: labelled sources (labels CSVs, FaceForensics++ roots, DFDC folders), split by identity into
+    train and val only (CROSS_VAL_SHARE of the identities to val); each detector is trained on train with
+    val for model selection only, for every seed, and saved as in :func:`detect_eval`, or loaded from
+    `checkpoint` (then `train` may be empty: only the test sets are scored). tests: {name: labelled
+    source}, each scored whole. Writes the report to `output` and returns it; its "cross_dataset" holds
+    {label: {"val": entry (when train was given), "test": {name: entry}}}, entry = {"mean", "seeds"}.
+    """
+    output = Path(output)
+    train_items = collect_labelled(train, "--train ") if train else []
+    if train:
+        _check_items(train_items, f"the --train data ({', '.join(map(str, train))})")
+    test_items = {}
+    for name, path in tests.items():
+        test_items[name] = collect_labelled([path], f"--test {name}=")
+        _check_items(test_items[name], f"--test {name}={path}")
+    splits: dict[str, list[VideoItem]] = {}
+    if train:
+        parts = split_by_group(train_items, val=CROSS_VAL_SHARE, test=0.0, seed=split_seed)
+        if not parts["train"] or not parts["val"]:
+            groups = len({it.group for it in train_items})
+            raise UserError(f"the --train data's {len(train_items)} videos of {groups} identities are too few to "
+                            "split by identity into train and val; add videos of more identities.")
+        splits = {"train": parts["train"], "val": parts["val"]}
+    if checkpoint is not None:
+        trained = protocol.load_all(list(specs), Path(checkpoint))  # before the slow dataset build
+    cache = output / "cache"
+    data = {name: build_dataset(items, frames, size, cache, progress=progress, face_detector=face_detector)
+            for name, items in splits.items()}
+    if "train" in data:
+        _check_classes("train", data["train"])
+    test_data = {}
+    for name, items in test_items.items():  # every crop is built before any training, so a bad set fails early
+        test_data[name] = build_dataset(items, frames, size, cache, progress=progress, face_detector=face_detector)
+        _check_classes(name, test_data[name], what=f"--test {name}")
+    notes = []
+    val = data.get("val")
+    val_ok = val is not None and len(set(np.asarray(val.labels).tolist())) == 2
+    if val is not None and not val_ok:
+        notes.append("The val split of the --train data lacks real or fake frames with a face, so no model was "
+                     "selected on it and there are no validation figures; give --train data of more identities.")
+    if checkpoint is None:
+        trained = protocol.train_all(specs, data["train"], val if val_ok else None, list(range(seeds)),
+                                     output / "checkpoints", progress)
+    else:
+        notes.append(f"Detectors loaded from {checkpoint}, not trained."
+                     + ("" if train else " Without --train, there are no validation figures and the test sets "
+                                         "were not checked for videos the detectors were trained on."))
+    table: dict[str, dict] = {label: {} for label in trained}
+    for label, runs in trained.items():
+        if val_ok:
+            table[label]["val"] = _entry(runs, protocol.score_runs(runs, val))
+        table[label]["test"] = {name: _entry(runs, protocol.score_runs(runs, ds)) for name, ds in test_data.items()}
+    seen = {it.path.resolve() for items in splits.values() for it in items}
+    dataset = {name: dataset_counts(ds) for name, ds in data.items()}
+    for name, ds in test_data.items():
+        dataset[f"test:{name}"] = dataset_counts(ds)
+        if seen:
+            shared = sum(it.path.resolve() in seen for it in test_items[name])
+            dataset[f"test:{name}"]["videos_in_training_data"] = shared
+            if shared:
+                notes.append(f"Test set {name}: {shared} of {len(test_items[name])} videos are also in the --train "
+                             "data (its train or val split), so its figures are not held-out ones.")
+    if not tests:
+        notes.append("No --test set was given: only the validation figures; score test sets later with "
+                     f"--checkpoint {output / 'checkpoints'} --test NAME=PATH.")
+    how = ("The --train data is split by source identity into train and val (no identity in both; val for model "
+           "selection only); every --test set is scored whole." if train else
+           "No --train data: the detectors were loaded from a checkpoint; every --test set is scored whole.")
+    report = {"settings": {"protocol": "cross-dataset", "train": [str(p) for p in train],
+                           "test": {name: str(path) for name, path in tests.items()}, "split": how,
+                           "detectors": {label: name for label, (name, _) in specs.items()},
+                           "configs": {label: c.to_dict() for label, (_, c) in specs.items() if c is not None},
+                           "frames": frames, "size": size, "face_detector": face_detector, "split_seed": split_seed,
+                           "val_share": CROSS_VAL_SHARE,
+                           "seeds": sorted({t.seed for runs in trained.values() for t in runs}),
+                           "checkpoint": str(checkpoint) if checkpoint else None},
+              "dataset": dataset, "cross_dataset": table, "notes": notes}
+    write_report(report, output)
+    return report
 
 
 # ---------------------------------------------------------------- the demo's detection step

@@ -294,3 +294,27 @@ def collect(real: list[Path], fake: list[Path], compression: str | None = None) 
     for item in items:
         unique.setdefault(item.path.resolve(), item)
     return list(unique.values())
+
+
+def collect_labelled(entries: list[Path], option: str, compression: str | None = None) -> list[VideoItem]:
+    """Every video of the labelled sources `entries` (labels CSVs, FaceForensics++ roots or folders inside
+    one, DFDC folders), which carry their own labels: the datasets of `--train` and `--test NAME=PATH`.
+
+    option: how the entries were given, e.g. "--train" or "--test celebdf=", for the one-sentence errors.
+    Duplicates are kept once; a bare video or folder of videos has no labels and is refused.
+    """
+    items: list[VideoItem] = []
+    for entry in entries:
+        entry = Path(entry)
+        if not entry.exists():
+            raise UserError(f"{option}{entry} does not exist; check the path.")
+        labelled = _labelled(entry, compression)
+        if labelled is None:
+            raise UserError(f"{option}{entry} carries no labels (it is not a labels CSV, a FaceForensics++ folder "
+                            "nor a DFDC folder with metadata.json); list its videos in a CSV "
+                            "`path,label[,method,group]` and pass that.")
+        items += labelled[1]
+    unique: dict[Path, VideoItem] = {}
+    for item in items:
+        unique.setdefault(item.path.resolve(), item)
+    return list(unique.values())

@@ -233,6 +233,32 @@ def reenact(
 
 
 @command
+def animate(
+    model: Path = typer.Option(..., help="The workdir of a `dfjax train --config configs/animate.py` run."),
+    source: Path = typer.Option(..., help="Photo with a face, to animate."),
+    driver: Path = typer.Option(..., help="Video of a face whose motion drives the photo."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output video (.mp4); masks and sidecar go beside it."),
+    mode: str = typer.Option("relative", help="relative: the driver's motion from its first frame, applied to the "
+                                              "photo's keypoints; absolute: the driver's keypoints as they are."),
+    adapt_scale: bool = typer.Option(True, help="Relative mode: scale the motion by the keypoints' hull areas."),
+    crf: int = typer.Option(18, help="H.264 quality (lower is better)."),
+    lossless: bool = typer.Option(False, help="Bit-exact RGB H.264: untouched pixels equal the photo's."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output (and its masks and sidecar)."),
+    allow_truncated: bool = ALLOW_TRUNCATED,
+    quiet: bool = QUIET,
+) -> None:
+    """Animate a photo with a driver video's motion (First Order Motion Model); writes video, masks and sidecar."""
+    from dfjax import media
+    from dfjax.animate import AnimateOptions
+    from dfjax.animate import animate as run_animate
+
+    options = AnimateOptions(mode=mode, adapt_scale=adapt_scale, crf=crf, lossless=lossless)
+    with media.allow_truncated(allow_truncated), progress_bar("frames", quiet) as progress:
+        summary = run_animate(model, source, driver, output, options, overwrite=overwrite, progress=progress)
+    _print_summary(f"animated into {output}", summary)
+
+
+@command
 def evaluate_swap(
     source: Path = typer.Argument(..., help="The video that was swapped."),
     swapped: Path = typer.Argument(..., help="The swapped video (`dfjax swap` output)."),
@@ -263,15 +289,21 @@ def evaluate_swap(
 
 @command
 def detect_eval(
-    real: list[Path] = typer.Option(..., "--real", help="Real videos, folders, CSVs, FaceForensics++ or DFDC folders "
-                                                        "(repeat the option)."),
-    fake: list[Path] = typer.Option(..., "--fake", help="Fake videos, folders, dfjax swap outputs, CSVs, ..."),
+    real: list[Path] = typer.Option([], "--real", help="Real videos, folders, CSVs, FaceForensics++ or DFDC folders "
+                                                       "(repeat the option)."),
+    fake: list[Path] = typer.Option([], "--fake", help="Fake videos, folders, dfjax swap outputs, CSVs, ..."),
+    train: list[Path] = typer.Option([], "--train", help="Cross-dataset protocol: a labelled dataset to train on "
+                                                         "(labels CSV, FaceForensics++ root, DFDC folder; repeatable), "
+                                                         "split by identity into train and val only."),
+    test: list[str] = typer.Option([], "--test", help="Cross-dataset protocol: NAME=PATH, a labelled dataset scored "
+                                                      "whole (repeatable)."),
     detector: list[str] = typer.Option([], "--detector", help="Detector name, repeatable (default: spectral and dct, "
                                                               "or the --config detectors)."),
     config: list[str] = typer.Option([], "--config", help="configs/detect_NAME.py[:ARG] of a detector (repeatable)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a detector config value, e.g. --set train.steps=500."),
     checkpoint: Optional[Path] = typer.Option(None, help="Load the detectors an earlier run saved (its OUT/checkpoints) "
-                                                         "instead of training."),
+                                                         "instead of training; with --test, only the test sets are "
+                                                         "scored."),
     seeds: int = typer.Option(1, help="Train each detector with seeds 0..N-1; report mean ± std."),
     robustness: bool = typer.Option(False, help="Score the test split under JPEG, H.264, blur, noise and resize."),
     compression: Optional[str] = typer.Option(None, help="Also score re-encoded test videos, e.g. raw,c23,c40."),
@@ -283,16 +315,35 @@ def detect_eval(
     allow_truncated: bool = ALLOW_TRUNCATED,
     quiet: bool = QUIET,
 ) -> None:
-    """Train detectors on real and fake videos split by identity and score them like a benchmark."""
+    """Train detectors on real and fake videos split by identity and score them like a benchmark; or, with
+    --train and --test NAME=PATH, train on one dataset and score on others (cross-dataset)."""
+    from rich.markup import escape
+
+    from detect.report import CROSS_METRICS, cross_metric, cross_rows
     from detect.run import detect_eval as run_detect_eval
     from dfjax import media
 
     with media.allow_truncated(allow_truncated), progress_bar("items", quiet) as progress:
-        report = run_detect_eval(real, fake, detector, output, configs=config, overrides=overrides,
-                                 checkpoint=checkpoint, seeds=seeds, robustness=robustness, compression=compression,
-                                 frames=frames, size=size, split_seed=split_seed, face_detector=face_detector,
-                                 progress=progress)
-    console.print(_detect_table(report, output), highlight=False)
+        report = run_detect_eval(real, fake, detector, output, train=train, tests=test, configs=config,
+                                 overrides=overrides, checkpoint=checkpoint, seeds=seeds, robustness=robustness,
+                                 compression=compression, frames=frames, size=size, split_seed=split_seed,
+                                 face_detector=face_detector, progress=progress)
+    if "cross_dataset" not in report:
+        console.print(_detect_table(report, output), highlight=False)
+        return
+
+    def cell(m: dict | None) -> str:
+        if m is None:
+            return "–"
+        return f"{m['mean']:.3f}±{m['std']:.3f}" if len(m["values"]) > 1 else f"{m['mean']:.3f}"
+
+    table = Table(title=f"cross-dataset; report in {output / 'report.md'}", title_justify="left")
+    for column in ("detector", "scored on") + tuple(h for _, _, h in CROSS_METRICS):
+        table.add_column(column)
+    for label, group, _, mean in cross_rows(report):
+        table.add_row(escape(label), escape(group),
+                      *(cell(cross_metric(mean, level, key)) for level, key, _ in CROSS_METRICS))
+    console.print(table, highlight=False)
 
 
 def _detect_table(report: dict, output: Path) -> Table:

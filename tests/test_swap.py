@@ -91,6 +91,7 @@ def test_image_swap_carries_provenance(tmp_path, astronaut_png, model_dir):
     with Image.open(out) as image:
         assert image.text["dfjax_synthetic"] == "true"
         assert digital_source_type(image.info["XML:com.adobe.xmp"]) == media.TRAINED_ALGORITHMIC_MEDIA  # PNG iTXt
+    assert (tmp_path / "astronaut_fake.mask.png").exists()
     jpeg = tmp_path / "astronaut_fake_jpeg.jpg"
     swap(astronaut_png, jpeg, model_dir, SwapOptions())
     with Image.open(jpeg) as image:
@@ -105,7 +106,6 @@ def digital_source_type(xmp: str | bytes) -> str:
     root = ET.fromstring(text[text.index("<x:xmpmeta"): text.index("</x:xmpmeta>") + len("</x:xmpmeta>")])
     (node,) = root.iter("{http://iptc.org/std/Iptc4xmpExt/2008-02-29/}DigitalSourceType")
     return node.text
-    assert (tmp_path / "astronaut_fake.mask.png").exists()
 
 
 def test_faces_can_come_from_the_extraction_alignments(tmp_path, synth_dir, model_dir):
