@@ -12,9 +12,12 @@ The gap between the two is the input pipeline's cost.
   python benchmarks/train.py --cases small,mid --data random --steps 50
   python benchmarks/train.py --cases tiny --steps 5 --warmup 2   # CPU smoke run
   python benchmarks/train.py --faceset facesets/presenters     # real data from an extracted face set
+  python benchmarks/train.py --cases tiny --data real --identities 2,3,4,6   # how the step grows with N
 
-Reports per case: step_ms (median), images_per_s (2 x batch per side / step), gflop_per_step and
-tflops (XLA cost analysis of the compiled step), compile_s, peak memory (GPU) and the devices.
+Reports per case: step_ms (median), images_per_s (identities x batch per side / step), gflop_per_step
+and tflops (XLA cost analysis of the compiled step), compile_s, peak memory (GPU), params_m and
+state_mb (parameters, EMA and optimizer state) and the devices. `--identities` times the real step of
+models with N identities (one decoder each, every step sampling every identity).
 """
 
 from __future__ import annotations
@@ -50,9 +53,10 @@ CASES = {"small": ("original", 64), "small-wide": ("original", 256), "mid": ("sa
          "mid-wide": ("sae128", 128), "large": ("sae256", 16), "large-wide": ("sae256", 64), "tiny": ("tiny", 16)}
 
 
-def case_config(arch: str, batch: int, dtype: str):
+def case_config(arch: str, batch: int, dtype: str, identities: int = 2):
     config = load_config(f"configs/swap.py:{arch}")
     return apply_overrides(config, [f"train.batch_per_side={batch}", f"model.dtype='{dtype}'", "train.lr=5e-5",
+                                    f"data.synth_identities={identities}",
                                     "train.grad_clip=0.0", "loss.ssim=0.0", "loss.l1=1.0", "loss.mask=1.0",
                                     "data.eye_weight=1.0", "data.mouth_weight=1.0", "train.ema_decay=0.0"])
 
@@ -111,10 +115,10 @@ def peak_memory_gb() -> float | None:
     return round(stats["peak_bytes_in_use"] / 2**30, 2) if stats and "peak_bytes_in_use" in stats else None
 
 
-def bench_case(name: str, kind: str, args, mesh, faceset: str | None) -> dict:
+def bench_case(name: str, kind: str, args, mesh, faceset: str | None, identities: int = 2) -> dict:
     arch, batch = CASES[name]
     batch = args.batch or batch
-    config = case_config(arch, batch, args.dtype)
+    config = case_config(arch, batch, args.dtype, identities)
     trainer = SwapTrainer(config)
     res, generator = trainer.res, trainer.generator
     optimizer = build_optimizer(config.train, config.train.lr)
@@ -130,10 +134,10 @@ def bench_case(name: str, kind: str, args, mesh, faceset: str | None) -> dict:
         lowered = fn.lower(state.params, state.opt_state, data)
         call_args, slots = (state.params, state.opt_state, data), 2
     else:
-        sides = real_sides(faceset, res)
+        sides = real_sides(faceset, res, identities)
         trainer.batch_sharding = shard
-        data = SwapData(*[SideData(parallel.put_replicated(side.faces, mesh), parallel.put_replicated(side.maps, mesh))
-                          for side in sides])
+        data = SwapData({name: SideData(parallel.put_replicated(side.faces, mesh), parallel.put_replicated(side.maps, mesh))
+                         for name, side in zip(trainer.names, sides)})
         fn = jax.jit(make_step(trainer, optimizer, None, config.train.ema_decay), donate_argnums=0)
         lowered = fn.lower(state, data)
         call_args, slots = (state, data), 1
@@ -141,9 +145,12 @@ def bench_case(name: str, kind: str, args, mesh, faceset: str | None) -> dict:
     compile_s = time.perf_counter() - t0
     step_s, out = timed(compiled, call_args, args.steps, args.warmup, slots)
     flops = flops_of(fn, call_args)
-    params = sum(x.size for x in jax.tree.leaves(state.params)) if kind == "random" else None
+    params = sum(x.size for x in jax.tree.leaves(state.params))
+    state_mb = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves((state.params, state.ema, state.opt_state))) / 2**20
     return {"benchmark": "train", "case": name, "data": kind, "model": arch, "res": res, "batch_per_side": batch,
-            "dtype": args.dtype, "step_ms": round(step_s * 1e3, 3), "images_per_s": round(2 * batch / step_s, 1),
+            "identities": identities, "state_mb": round(state_mb, 1),
+            "dtype": args.dtype, "step_ms": round(step_s * 1e3, 3),
+            "images_per_s": round(identities * batch / step_s, 1),
             "gflop_per_step": round(flops / 1e9, 1) if flops else None,
             "tflops": round(flops / step_s / 1e12, 2) if flops else None, "compile_s": round(compile_s, 1),
             "mem_gb": peak_memory_gb(), "params_m": round(params / 1e6, 1) if params else None,
@@ -153,18 +160,18 @@ def bench_case(name: str, kind: str, args, mesh, faceset: str | None) -> dict:
 _real_cache: dict = {}
 
 
-def real_sides(faceset: str | None, res: int):
-    """Face sets at the model's resolution: the given one for both sides, or rendered synthetic ones."""
+def real_sides(faceset: str | None, res: int, identities: int = 2) -> list:
+    """Face sets at the model's resolution: the given one for every identity, or rendered synthetic ones."""
     if faceset:
-        side = load_side("a", faceset)
-        return side, side
-    if res not in _real_cache:
-        from dfjax.data.synthetic import synthesize
+        return [load_side("a", faceset)] * identities
+    if (res, identities) not in _real_cache:
+        from dfjax.data.synthetic import identity_names, synthesize
 
+        names = identity_names(identities)
         out = Path(tempfile.mkdtemp()) / "synth"
-        synthesize(out, frames=64, size=max(2 * res, 128), face_size=res)
-        _real_cache[res] = (load_side("a", out / "facesets" / "a"), load_side("b", out / "facesets" / "b"))
-    return _real_cache[res]
+        synthesize(out, frames=64, size=max(2 * res, 128), face_size=res, identities=names)
+        _real_cache[res, identities] = [load_side(n, out / "facesets" / n) for n in names]
+    return _real_cache[res, identities]
 
 
 def main() -> None:
@@ -176,6 +183,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=0, help="override the batch per side of every case")
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--faceset", default=None)
+    parser.add_argument("--identities", default="2", help="comma-separated identity counts (real data only for N > 2)")
     parser.add_argument("--out", default=None, help="also write the JSON lines to this file")
     args = parser.parse_args()
     mesh = parallel.make_mesh()
@@ -186,7 +194,9 @@ def main() -> None:
     emit(header)
     for case in args.cases.split(","):
         for kind in args.data.split(","):
-            emit(bench_case(case, kind, args, mesh, args.faceset))
+            for n in (int(n) for n in args.identities.split(",")):
+                if n == 2 or kind == "real":  # the protocol's random step is the two-identity one
+                    emit(bench_case(case, kind, args, mesh, args.faceset, n))
     if args.out:
         emit.save(args.out)
 

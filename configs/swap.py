@@ -43,6 +43,8 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict()
     c.data.a = ""  # face-set folders; empty: render the built-in synthetic identities
     c.data.b = ""
+    c.data.identities = ""  # N >= 2 identities instead of a, b: comma-separated face-set folders (named after them)
+    c.data.synth_identities = 2  # without face sets: how many synthetic identities (a, b, c, ...) to render
     c.data.synth_frames = 240
     c.data.synth_size = 128
     c.data.on_device = True  # False: stream batches from the memory-mapped face sets (sets too large for the device)

@@ -134,6 +134,8 @@ def train(
                                                       "own file; default: the workdir's saved config, else swap.py:tiny."),
     a: Optional[Path] = typer.Option(None, "--a", help="Face set of identity A (default: synthetic)."),
     b: Optional[Path] = typer.Option(None, "--b", help="Face set of identity B (default: synthetic)."),
+    faces: list[Path] = typer.Option([], "--faces", help="Instead of --a/--b: a face set per identity (2 or more, "
+                                                         "repeat the option), each named after its folder."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set train.lr=1e-4."),
     steps: Optional[int] = typer.Option(None, help="Train until this step (same as --set train.steps=N)."),
     distributed: bool = typer.Option(False, help="Join a multi-host job (jax.distributed.initialize)."),
@@ -149,6 +151,8 @@ def train(
     parallel.initialize(distributed)
     saved = workdir / "config.json"
     sets = ([f"data.a={str(a or '')!r}", f"data.b={str(b or '')!r}"] if a is not None or b is not None else [])
+    if faces:
+        sets.append(f"data.identities={','.join(str(f) for f in faces)!r}")
     settings = list(overrides) + sets + ([f"train.steps={steps}"] if steps is not None else [])
     if config:
         cfg = load_config(config, settings)
@@ -156,9 +160,10 @@ def train(
         cfg = apply_overrides(load_saved_config(saved), settings)
     else:
         cfg = load_config("swap.py:tiny", settings)
-    for side in ("a", "b"):  # a missing or damaged face set is refused before the workdir is made
-        if cfg.data.get(side):
-            FaceSet(cfg.data[side]).require("landmarks", "matrix")
+    listed = [p for p in str(cfg.data.get("identities", "") or "").split(",") if p]
+    for path in [cfg.data.get(side) for side in ("a", "b")] + listed:  # a missing or damaged face set is
+        if path:                                                          # refused before the workdir is made
+            FaceSet(path).require("landmarks", "matrix")
     with progress_bar("steps", quiet) as progress:
         summary = run_train(cfg, workdir, progress=progress)
     _print_summary(f"trained in {workdir}", summary)
@@ -170,6 +175,8 @@ def swap(
     output: Path = typer.Option(..., "--output", "-o", help="Output video (.mp4), image, or folder for a folder."),
     model: Path = typer.Option(..., help="The workdir of a `dfjax train` run."),
     direction: str = typer.Option("a2b", help="a2b: faces of A become B; b2a: the reverse."),
+    to: str = typer.Option("", "--to", help="The identity the faces become, by name (for models of N identities; "
+                                            "overrides --direction)."),
     mask: str = typer.Option("intersection", help="Blend mask: model, landmarks or intersection."),
     erode: int = typer.Option(0, help="Erode the mask by this many pixels (negative dilates)."),
     feather: int = typer.Option(3, help="Blur the mask edge over this many pixels."),
@@ -196,7 +203,7 @@ def swap(
     from dfjax.swap import SwapOptions
     from dfjax.swap import swap as run_swap
 
-    options = SwapOptions(direction=direction, mask=mask, erode=erode, feather=feather, color=color, blend=blend,
+    options = SwapOptions(direction=direction, to=to, mask=mask, erode=erode, feather=feather, color=color, blend=blend,
                           crf=crf, lossless=lossless, watermark=watermark, every_n=every_n, detector=detector,
                           pose=pose, workers=workers, smoothing=smoothing)
     with media.allow_truncated(allow_truncated), progress_bar("frames", quiet) as progress:

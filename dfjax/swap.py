@@ -48,6 +48,7 @@ from dfjax.faces.retarget import (PoseLayout, Reference, controls_from_meta, pos
 from dfjax.io import check_new_outputs, check_writable, dumps, staged, write_text
 from dfjax.models.conditioning import C_MAPS
 from dfjax.training.core import TrainedModel, load_trained
+from dfjax.training.swap import identity_sets
 
 DIRECTIONS = {"a2b": "b", "b2a": "a"}
 # --pose of a conditioned swap: how one identity's geometry is fitted, and how the source's controls
@@ -60,6 +61,7 @@ MAX_CRF = 51  # H.264's quality scale is 0 (lossless) to 51
 @dataclass(frozen=True)
 class SwapOptions:
     direction: str = "a2b"
+    to: str = ""                # the identity to swap into, by name (models of N identities); "": from direction
     mask: str = "intersection"  # model | landmarks | intersection
     erode: int = 0              # pixels at the model's resolution (negative dilates)
     feather: int = 3
@@ -105,15 +107,31 @@ def check_options(options: SwapOptions) -> None:
                             + (" (H.264's quality scale, lower is better)." if name == "--crf" else "."))
 
 
+def target_identity(model: TrainedModel, options: SwapOptions) -> str:
+    """The identity `options` swap into: `to` by name, else the direction's (a2b: b); one the model has."""
+    target = options.to or DIRECTIONS[options.direction]
+    names = model.generator.identities
+    if target not in names:
+        how = "--to" if options.to else f"--direction {options.direction}"
+        raise UserError(f"{how} asks for identity {target!r}, but the model in {model.workdir} knows "
+                        f"{', '.join(names)}; pass --to with one of them.")
+    return target
+
+
+def swap_label(options: SwapOptions) -> str:
+    """How the swap is named in its provenance and sidecar: the direction (a2b) or the target (to_NAME)."""
+    return f"to_{options.to}" if options.to else options.direction
+
+
 def faceset_path(model: TrainedModel, side: str) -> Path:
     """The face set a model trained on for identity `side` (its synthetic one when none was given)."""
-    given = model.config.data[side]
+    given = identity_sets(model.config).get(side, "")
     return Path(given) if given else Path(model.workdir) / "synth" / "facesets" / side
 
 
 def crop_settings(model: TrainedModel) -> tuple[str, float]:
     """Face type and coverage of the crops the model was trained on (from its face set)."""
-    info_file = faceset_path(model, "a") / "faceset.json"
+    info_file = faceset_path(model, model.generator.identities[0]) / "faceset.json"
     if info_file.exists():
         info = json.loads(info_file.read_text())
         return info.get("face_type", "face"), float(info.get("coverage", 1.0))
@@ -145,7 +163,7 @@ class DriverControls:
 
     def __init__(self, model: TrainedModel, target: str, pose: str = "relative"):
         self.window = model.generator.cond_channels // C_MAPS
-        source = "a" if target == "b" else "b"
+        source = next(name for name in model.generator.identities if name != target)  # a conditioned model has two
         fit, self._retarget = RETARGETING[pose]
         self.source_ref, self.target_ref = (identity_reference(model, side, fit) for side in (source, target))
         self._history: list[dict] = []
@@ -189,7 +207,7 @@ class Swapper:
     def __init__(self, model: TrainedModel, options: SwapOptions):
         check_options(options)
         self.model, self.options = model, options
-        target = DIRECTIONS[options.direction]
+        target = target_identity(model, options)
         generator = model.generator
 
         self.driver = DriverControls(model, target, options.pose) if generator.cond_channels else None
@@ -316,7 +334,7 @@ def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=No
     finder = ExtractOptions(size=model.resolution, face_type=face_type, coverage=coverage, every_n=o.every_n,
                             detector=o.detector, workers=o.workers, smoothing=o.smoothing)
     masks_path, sidecar_path = _outputs(output)
-    tag = provenance(model, o.direction)
+    tag = provenance(model, swap_label(o))
     task = progress.add_task("swap", total=info.frames) if progress else None
     records, started = [], time.perf_counter()
     reference = identity_descriptor(identity) if identity else None
@@ -336,7 +354,7 @@ def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=No
                     progress.advance(task)
         seconds = time.perf_counter() - started
         swapped = sum(r["manipulated"] for r in records)
-        sidecar = {"source": str(path), "output": str(output), "masks": str(masks_path), "direction": o.direction,
+        sidecar = {"source": str(path), "output": str(output), "masks": str(masks_path), "direction": swap_label(o),
                    "model": {"workdir": os.path.abspath(model.workdir), "step": model.step,
                              "config_hash": model.config_hash, "arch": model.config.model.arch,
                              "cond_window": swapper.driver.window if swapper.driver else 0},
@@ -393,7 +411,7 @@ def swap_images(swapper: Swapper, images: list[Path], inputs: Path, output: Path
     tracker = image_face_finder(finder, LandmarkPredictor(), reference,
                                 FaceEncoder() if reference is not None else None)
     targets, sidecar = _image_outputs(images, inputs, output)
-    tag = provenance(model, o.direction)
+    tag = provenance(model, swap_label(o))
     records = []
     with staged([path for target in targets for path in (target, _mask_image(target))] + [sidecar]) as tmp:
         for path, target in zip(images, targets):
@@ -409,7 +427,7 @@ def swap_images(swapper: Swapper, images: list[Path], inputs: Path, output: Path
             media.write_image(tmp[_mask_image(target)], frame_mask)
             records.append({"source": str(path), "output": str(target), "manipulated": bool(boxes),
                             "faces": [{"box": b} for b in boxes]})
-        write_text(tmp[sidecar], dumps({"direction": o.direction, "provenance": tag, "images": records}))
+        write_text(tmp[sidecar], dumps({"direction": swap_label(o), "provenance": tag, "images": records}))
     swapped = sum(r["manipulated"] for r in records)
     return {"output": str(output), "sidecar": str(sidecar), "images": len(records), "images_swapped": swapped,
             "images_passed_through": len(records) - swapped}

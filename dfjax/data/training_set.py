@@ -60,12 +60,14 @@ def load_side(name: str, path: str | Path, cache_dir: str | Path | None = None) 
     return Side(name, str(path), faceset.faces, maps)
 
 
-def synthetic_facesets(workdir: Path, frames: int, size: int, progress=None) -> tuple[Path, Path]:
-    """Render the built-in identities once into the workdir and return their face sets."""
+def synthetic_facesets(workdir: Path, frames: int, size: int, progress=None,
+                       identities: tuple[str, ...] = ("a", "b")) -> list[Path]:
+    """Render the synthetic `identities` once into the workdir and return their face sets."""
     from dfjax.data.synthetic import is_complete, synthesize
 
     out = workdir / "synth"
     if not is_complete(out):  # never rendered, or stopped part-way (Ctrl-C, kill): render it again
         shutil.rmtree(out, ignore_errors=True)
-        synthesize(out, frames=frames, size=max(2 * size, 128), face_size=size, progress=progress, overwrite=True)
-    return out / "facesets" / "a", out / "facesets" / "b"
+        synthesize(out, frames=frames, size=max(2 * size, 128), face_size=size, identities=identities,
+                   progress=progress, overwrite=True)
+    return [out / "facesets" / name for name in identities]

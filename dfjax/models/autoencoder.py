@@ -240,7 +240,12 @@ class Decoder(nn.Module):
 
 
 class FaceSwapAE(nn.Module):
-    """Shared encoder, decoder A and decoder B (or LIAE's intermediates and shared decoder).
+    """Shared encoder and one decoder per identity (or LIAE's intermediates and shared decoder).
+
+    `identities` names them (default a and b: the two-identity model of faceswap and DeepFaceLab,
+    parameters `decoder_a`, `decoder_b`). With N names there are N decoders `decoder_<name>` (LIAE: the
+    shared `inter_ab` and one `inter_<name>` for every identity after the first), so one model serves
+    all N(N-1) swap directions; the encoder is shared by all.
 
     `cond_channels` > 0 adds the conditioning branch: stacked maps with that many channels drive
     the decoders through a shared ConditionEncoder of base width `cond_width` (0: a quarter of the
@@ -256,12 +261,15 @@ class FaceSwapAE(nn.Module):
     tiny_res: int = 64
     cond_width: int = 0
     latent: str = "ae"
+    identities: tuple[str, ...] = SIDES
 
     def setup(self) -> None:
         if self.cond_channels < 0:
             raise ValueError(f"cond_channels must be >= 0, got {self.cond_channels}")
         if self.latent not in LATENTS:
             raise ValueError(f"latent must be one of {', '.join(LATENTS)}, got {self.latent!r}")
+        if len(self.identities) < 2 or len(set(self.identities)) != len(self.identities):
+            raise ValueError(f"identities must be two or more distinct names, got {self.identities!r}")
         spec = _spec(self.arch, self.tiny_res)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         conditioned, variational = self.cond_channels > 0, self.latent == "vae"
@@ -271,11 +279,12 @@ class FaceSwapAE(nn.Module):
             self.cond_encoder = ConditionEncoder(condition_widths(base), **kw)
         if spec.liae:
             self.inter_ab = Bottleneck(spec, variational=variational, **kw)
-            self.inter_b = Bottleneck(spec, variational=variational, **kw)
+            self.inters = {name: Bottleneck(spec, variational=variational, name=f"inter_{name}", **kw)
+                           for name in self.identities[1:]}
             self.decoder = Decoder(spec, self.attention_res, conditioned, **kw)
         else:
-            self.decoder_a = Decoder(spec, self.attention_res, conditioned, **kw)
-            self.decoder_b = Decoder(spec, self.attention_res, conditioned, **kw)
+            self.decoders = {name: Decoder(spec, self.attention_res, conditioned, name=f"decoder_{name}", **kw)
+                             for name in self.identities}
 
     @property
     def resolution(self) -> int:
@@ -300,29 +309,36 @@ class FaceSwapAE(nn.Module):
         return self.cond_encoder(cond)
 
     def decode(self, z: jax.Array, side: str, cond: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-        """Code -> (face (N, R, R, 3), mask (N, R, R, 1)) as identity `side` ("a" or "b").
+        """Code -> (face (N, R, R, 3), mask (N, R, R, 1)) as identity `side` (one of `identities`).
 
         cond: the stacked conditioning maps (N, R, R, cond_channels) of a conditioned model.
         """
-        if side not in SIDES:
-            raise ValueError(f"side must be 'a' or 'b', got {side!r}")
+        if side not in self.identities:
+            raise ValueError(f"side must be one of {', '.join(self.identities)}, got {side!r}")
         features = self._condition(cond)
         if _spec(self.arch, self.tiny_res).liae:
             shared = self.inter_ab(z)
-            own = shared if side == "a" else self.inter_b(z)
+            own = shared if side == self.identities[0] else self.inters[side](z)
             return self.decoder(jnp.concatenate([own, shared], axis=-1), features)
-        return (self.decoder_a if side == "a" else self.decoder_b)(z, features)
+        return self.decoders[side](z, features)
 
-    def __call__(self, x_a: jax.Array, x_b: jax.Array, cond_a: jax.Array | None = None,
-                 cond_b: jax.Array | None = None) -> dict[str, jax.Array]:
-        """The training forward pass: A through decoder A, B through decoder B (each with its maps).
+    def __call__(self, *inputs: jax.Array) -> dict[str, jax.Array]:
+        """The training forward pass: each identity's faces through its own decoder.
 
-        The shared encoder runs once per side rather than on the concatenated batch: with the batch
-        sharded over devices, concatenating and splitting would move rows between devices.
+        inputs: one batch of faces per identity, in the order of `identities` (for a, b: x_a, x_b), then,
+        for a conditioned model, each identity's stacked maps in the same order (cond_a, cond_b).
+        Returns face_<name> and mask_<name> for every identity. The shared encoder runs once per
+        identity rather than on the concatenated batch: with the batch sharded over devices,
+        concatenating and splitting would move rows between devices.
         """
-        face_a, mask_a = self.decode(self.encode(x_a), "a", cond_a)
-        face_b, mask_b = self.decode(self.encode(x_b), "b", cond_b)
-        return dict(face_a=face_a, mask_a=mask_a, face_b=face_b, mask_b=mask_b)
+        n = len(self.identities)
+        if len(inputs) not in (n, 2 * n):
+            raise ValueError(f"pass {n} batches of faces (and, conditioned, {n} of maps), got {len(inputs)} arrays")
+        faces, conds = inputs[:n], inputs[n:] or (None,) * n
+        out = {}
+        for name, x, cond in zip(self.identities, faces, conds):
+            out[f"face_{name}"], out[f"mask_{name}"] = self.decode(self.encode(x), name, cond)
+        return out
 
     def swap(self, x: jax.Array, to: str, cond: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         """Render the faces `x` as identity `to`: decode(encode(x), to, cond).
@@ -343,6 +359,7 @@ def param_count(arch: str, **fields: Any) -> int:
     model = FaceSwapAE(arch, **fields)
     r = model.resolution
     x = jax.ShapeDtypeStruct((1, r, r, 3), jnp.float32)
-    cond = (jax.ShapeDtypeStruct((1, r, r, model.cond_channels), jnp.float32),) * 2 if model.cond_channels else ()
-    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), x, x, *cond)
+    n = len(model.identities)
+    cond = (jax.ShapeDtypeStruct((1, r, r, model.cond_channels), jnp.float32),) * n if model.cond_channels else ()
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), *(x,) * n, *cond)
     return count_params(shapes["params"])

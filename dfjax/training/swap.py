@@ -1,5 +1,6 @@
-"""The swap trainer: the shared-encoder / two-decoder autoencoder of faceswap and DeepFaceLab, optionally
-a GAN (one PatchGAN per identity), a VAE (`model.latent=vae`: sampled codes and a KL term in training,
+"""The swap trainer: the shared-encoder autoencoder of faceswap and DeepFaceLab with one decoder per
+identity (two by default; `data.identities` or `data.synth_identities` for N, every step sampling
+every identity, so one run serves all N(N-1) swap directions), optionally a GAN (one PatchGAN per identity), a VAE (`model.latent=vae`: sampled codes and a KL term in training,
 the mean code at swap time) and with the deep-video-portrait conditioning branch.
 
 Both face sets go onto every device once as uint8 and each step samples its batch by index and
@@ -35,7 +36,7 @@ from dfjax.models.discriminator import discriminator_from_config
 from dfjax.previews import make_previewer
 from dfjax.training.trainer import TRAINERS, Trainer, Variables
 
-SIDES = ("a", "b")
+NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
 @flax.struct.dataclass
@@ -50,9 +51,30 @@ class SideData:
 
 @flax.struct.dataclass
 class SwapData:
-    a: SideData
-    b: SideData
+    sides: dict             # identity name -> SideData
     vgg: Any = None         # the fixed VGG16 parameters of the perceptual loss
+
+
+def identity_sets(config: ml_collections.ConfigDict) -> dict[str, str]:
+    """Identity name -> face-set folder ("" for a synthetic identity), in the model's decoder order.
+
+    `data.identities` (comma-separated folders, each named after its folder) when given; else `data.a`
+    and `data.b` as identities a and b; else `data.synth_identities` synthetic ones (a, b, c, ...).
+    """
+    from dfjax.data.synthetic import identity_names
+
+    listed = [p.strip() for p in str(config.data.get("identities", "") or "").split(",") if p.strip()]
+    if listed:
+        names = [Path(p).name for p in listed]
+        return dict(zip(names, listed))
+    if config.data.a or config.data.b:
+        return {"a": config.data.a, "b": config.data.b}
+    return dict.fromkeys(identity_names(int(config.data.get("synth_identities", 2))), "")
+
+
+def identities(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The model's identity names, in decoder order."""
+    return tuple(identity_sets(config))
 
 
 def cond_window(config: ml_collections.ConfigDict) -> int:
@@ -93,6 +115,10 @@ class SwapTrainer(Trainer):
         self.vgg = None
         self.loaders: dict[str, HostLoader] = {}
         self.sides: dict[str, Side] = {}
+        self.names = identities(config)
+        if len(self.names) > 2:
+            self.preview_caption = (f"rows: 4 faces of each of {', '.join(self.names)}; columns: the face, then "
+                                    f"decoded as {', '.join(self.names)}")
 
     @staticmethod
     def build_models(config):
@@ -100,7 +126,7 @@ class SwapTrainer(Trainer):
         generator = FaceSwapAE(arch=config.model.arch, dtype=dtype, param_dtype=jnp.float32,
                                attention_res=config.model.attention_res or None, tiny_res=config.model.tiny_res,
                                cond_channels=C_MAPS * cond_window(config), cond_width=config.model.get("cond_width", 0),
-                               latent=latent(config))
+                               latent=latent(config), identities=identities(config))
         return generator, discriminator_from_config(config.gan, dtype)
 
     @staticmethod
@@ -118,16 +144,36 @@ class SwapTrainer(Trainer):
         if needs_vgg(config) and not config.loss.vgg16_weights:
             raise UserError("loss.perceptual and loss.style need VGG16 weights: "
                             "--set loss.vgg16_weights=PATH (.npz or .h5).")
+        if config.data.get("identities") and (config.data.a or config.data.b):
+            raise UserError("give the identities either as --a/--b or as data.identities (--faces), not both.")
+        from dfjax.data.synthetic import identity_names
+
+        identity_names(int(config.data.get("synth_identities", 2)))  # 2 to 26
+        sets = [p.strip() for p in str(config.data.get("identities", "") or "").split(",") if p.strip()]
+        names = [Path(p).name for p in sets]
+        if sets and len(sets) < 2:
+            raise UserError(f"data.identities names {len(sets)} face set; a swap model needs 2 or more.")
+        if len(set(names)) != len(names):
+            twice = next(n for n in names if names.count(n) > 1)
+            raise UserError(f"two face sets of data.identities are both named {twice!r} (identities are named after "
+                            "their folders); rename one folder.")
+        bad = next((n for n in names if not n or set(n) - NAME_CHARS), None)
+        if bad is not None:
+            raise UserError(f"face set folder name {bad!r} cannot name an identity; use letters, digits, _ and - only.")
+        if cond_window(config) and len(identities(config)) > 2:
+            raise UserError("the conditioning branch (model.cond_window > 0) trains two identities; set "
+                            "model.cond_window=0 to train more than two.")
 
     def init_variables(self, key) -> Variables:
         k_g, k_d = jax.random.split(key)
         dummy = jnp.zeros((1, self.res, self.res, 3), jnp.float32)
         channels = self.generator.cond_channels
-        cond = (jnp.zeros((1, self.res, self.res, channels), jnp.float32),) * 2 if channels else ()
-        params = self.generator.init(k_g, dummy, dummy, *cond)["params"]
+        n = len(self.names)
+        cond = (jnp.zeros((1, self.res, self.res, channels), jnp.float32),) * n if channels else ()
+        params = self.generator.init(k_g, *(dummy,) * n, *cond)["params"]
         if self.discriminator is None:
             return Variables(params)
-        d_vars = {s: self.discriminator.init(jax.random.fold_in(k_d, i), dummy) for i, s in enumerate(SIDES)}
+        d_vars = {s: self.discriminator.init(jax.random.fold_in(k_d, i), dummy) for i, s in enumerate(self.names)}
         return Variables(params, d_params={s: v["params"] for s, v in d_vars.items()},
                          d_stats={s: v.get("batch_stats", {}) for s, v in d_vars.items()})
 
@@ -135,13 +181,14 @@ class SwapTrainer(Trainer):
 
     def prepare(self, workdir: Path, mesh, progress=None) -> None:
         config = self.config
-        a, b = config.data.a, config.data.b
-        if bool(a) != bool(b):
+        sets = identity_sets(config)
+        if bool(config.data.a) != bool(config.data.b):
             raise UserError("give both --a and --b face sets, or neither to train on synthetic data.")
-        if not a:
-            a, b = synthetic_facesets(workdir, config.data.synth_frames, config.data.synth_size, progress)
+        if not any(sets.values()):
+            sets = dict(zip(sets, synthetic_facesets(workdir, config.data.synth_frames, config.data.synth_size,
+                                                     progress, identities=tuple(sets))))
         cache = workdir / "cache" if self.streaming else None
-        self.sides = {"a": load_side("a", a, cache), "b": load_side("b", b, cache)}
+        self.sides = {name: load_side(name, path, cache) for name, path in sets.items()}
         rep, shard = parallel.replicated(mesh), parallel.batch_sharded(mesh)
         self.mesh, self.batch_sharding = mesh, shard
         sides, shardings = {}, {}
@@ -161,8 +208,8 @@ class SwapTrainer(Trainer):
         vgg_params = None
         if needs_vgg(config):
             self.vgg, vgg_params = load_perceptual(config, mesh)
-        self.data = SwapData(sides["a"], sides["b"], vgg_params)
-        self.data_sharding = SwapData(shardings["a"], shardings["b"],
+        self.data = SwapData(sides, vgg_params)
+        self.data_sharding = SwapData(shardings,
                                       jax.tree.map(lambda _: rep, vgg_params) if vgg_params is not None else None)
 
     def start(self, step: int, mesh) -> None:
@@ -183,8 +230,8 @@ class SwapTrainer(Trainer):
             indices = None
             if self.window:  # the loader's faces of this step, for their controls
                 indices = parallel.put_batch(loader.batch_indices(step).astype(np.int32), self.mesh)
-            sides[s] = getattr(self.data, s).replace(faces=faces, maps=maps, indices=indices)
-        return self.data.replace(**sides)
+            sides[s] = self.data.sides[s].replace(faces=faces, maps=maps, indices=indices)
+        return self.data.replace(sides=sides)
 
     def close(self) -> None:
         for loader in self.loaders.values():
@@ -209,14 +256,14 @@ class SwapTrainer(Trainer):
         return out
 
     def batch(self, key, data: SwapData) -> dict:
-        keys = jax.random.split(key, 2)
-        return {"a": self._side_batch(keys[0], data.a), "b": self._side_batch(keys[1], data.b), "vgg": data.vgg}
+        keys = jax.random.split(key, len(self.names))
+        return {**{s: self._side_batch(k, data.sides[s]) for s, k in zip(self.names, keys)}, "vgg": data.vgg}
 
     def generator_loss(self, params, state, batch, key):
         config, generator, discriminator = self.config, self.generator, self.discriminator
         gan = losses.gan_losses(config.gan.objective) if discriminator is not None else None
-        conds = [batch[s]["cond"] for s in SIDES if "cond" in batch[s]]
-        inputs = (batch["a"]["inputs"], batch["b"]["inputs"], *conds)
+        conds = [batch[s]["cond"] for s in self.names if "cond" in batch[s]]
+        inputs = (*(batch[s]["inputs"] for s in self.names), *conds)
         metrics, total = {}, 0.0
         if latent(config) == "vae":  # sampled codes (the mean at swap time), and their KL to N(0, I)
             out, recorded = generator.apply({"params": params}, *inputs, rngs={"latent": jax.random.fold_in(key, 1)},
@@ -225,7 +272,7 @@ class SwapTrainer(Trainer):
             total += kl_weight(config, state.step) * metrics["kl"]
         else:
             out = generator.apply({"params": params}, *inputs)
-        for s in SIDES:
+        for s in self.names:
             target, maps = batch[s]["targets"], batch[s]["target_masks"]
             rec = losses.reconstruction(config, out[f"face_{s}"], target, maps, self.vgg, batch["vgg"])
             mask = losses.mask_loss(out[f"mask_{s}"], maps[..., :1])
@@ -241,7 +288,7 @@ class SwapTrainer(Trainer):
     def discriminator_loss(self, d_params, state, batch, aux):
         objective = losses.gan_losses(self.config.gan.objective)[0]
         total, stats = 0.0, {}
-        for s in SIDES:
+        for s in self.names:
             both = jnp.concatenate([batch[s]["targets"], jax.lax.stop_gradient(aux["out"][f"face_{s}"])])
             logits, new_vars = self.discriminator.apply({"params": d_params[s], "batch_stats": state.d_stats[s]},
                                                         both, update_stats=True, mutable=["batch_stats"])
@@ -258,7 +305,7 @@ class SwapTrainer(Trainer):
             cond = None
             if self.window:  # previews draw each face with its own (unaugmented) maps
                 plain = AugmentConfig(enabled=False)
-                cond = {s: window_maps(getattr(self.data, s).controls, jnp.asarray(shown[s]),
+                cond = {s: window_maps(self.data.sides[s].controls, jnp.asarray(shown[s]),
                                        target_geometry(jax.random.key(0), 4, side.faces.shape[1], plain, self.res),
                                        self.res)
                         for s, side in self.sides.items()}
@@ -267,7 +314,7 @@ class SwapTrainer(Trainer):
         return self._previewer(state.params)
 
     def images_per_step(self) -> int:
-        return 2 * self.config.train.batch_per_side
+        return len(self.names) * self.config.train.batch_per_side
 
 
 def load_perceptual(config, mesh):
