@@ -59,6 +59,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     c.data.flip = True  # mirror both frames of a pair together, at random
     c.data.synth_frames = 120 if tiny else 300
     c.data.synth_size = 64 if tiny else 128
+    c.data.synth_identities = 2  # without face sets: how many synthetic people's videos to train on (2 to 26)
 
     c.train = ml_collections.ConfigDict()
     c.train.steps = 2000 if tiny else 100_000

@@ -35,9 +35,9 @@ import numpy as np
 
 from dfjax import __version__, convert, media
 from dfjax.errors import UserError
-from dfjax.io import check_new_outputs, check_writable, dumps, staged, write_text
+from dfjax.io import dumps, staged, write_text
 from dfjax.models.fomm import FOMM
-from dfjax.swap import MAX_CRF, provenance
+from dfjax.swap import MAX_CRF, check_driven_video, provenance
 from dfjax.training.animate import crop_square, stable_crop_box
 from dfjax.training.core import TrainedModel, load_trained
 
@@ -188,13 +188,7 @@ def animate(model_dir: str | Path, source: str | Path, driver: str | Path, outpu
     source, driver, output = Path(source), Path(driver), Path(output)
     if not source.is_file() or not media.is_image(source):
         raise UserError(f"source {source} is not an image file; pass a photo (.jpg, .png) with a face in it.")
-    if not driver.is_file() or not media.is_video(driver):
-        raise UserError(f"driver {driver} is not a video file; pass a video (e.g. .mp4) with a face in it.")
-    if not media.is_video(output):
-        raise UserError(f"output {output} must be a video file (.mp4); fix -o.")
-    masks_path, sidecar_path = output.with_suffix(".masks.mkv"), output.with_suffix(".json")
-    check_writable(output)
-    check_new_outputs([output, masks_path, sidecar_path], overwrite)
+    masks_path, sidecar_path = check_driven_video(driver, output, overwrite)
     info = media.probe(driver)
     model = load_trained(model_dir, "animate")
     res, scale = model.resolution, float(model.config.data.crop_scale)

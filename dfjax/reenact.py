@@ -52,11 +52,11 @@ from dfjax.faces.align import resize_matrix, transform_points
 from dfjax.faces.masks import landmark_mask
 from dfjax.faces.smooth import check_smoothing
 from dfjax.faces.retarget import Controls, Reference, controls_from_meta, reference_of, retarget
-from dfjax.io import check_new_outputs, check_writable, dumps, staged, write_text
+from dfjax.io import dumps, staged, write_text
 from dfjax.models.conditioning import stack_window, window_indices
 from dfjax.data.reenact_target import load_target, render_all
 from dfjax.training.core import TrainedModel, load_trained, train
-from dfjax.swap import MAX_CRF, provenance
+from dfjax.swap import MAX_CRF, check_driven_video, provenance
 
 __all__ = ["ReenactOptions", "Reenactor", "demo_reenact", "load_reenactor", "reenact", "self_reenactment"]
 
@@ -206,13 +206,7 @@ def reenact(model_dir: str | Path, driver: str | Path, output: str | Path, optio
 
     check_options(options)
     driver, output = Path(driver), Path(output)
-    if not driver.is_file() or not media.is_video(driver):
-        raise UserError(f"driver {driver} is not a video file; pass a video (e.g. .mp4) with a face in it.")
-    if not media.is_video(output):
-        raise UserError(f"output {output} must be a video file (.mp4); fix -o.")
-    masks_path, sidecar_path = output.with_suffix(".masks.mkv"), output.with_suffix(".json")
-    check_writable(output)
-    check_new_outputs([output, masks_path, sidecar_path], overwrite)
+    masks_path, sidecar_path = check_driven_video(driver, output, overwrite)
     info = media.probe(driver)
     if driver_faces is not None:
         FaceSet(driver_faces).require("landmarks", "pose", "gaze")  # refused before the model loads

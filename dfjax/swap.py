@@ -315,6 +315,20 @@ def _outputs(output: Path) -> tuple[Path, Path]:
     return output.with_suffix(".masks.mkv"), output.with_suffix(".json")
 
 
+def check_driven_video(driver: Path, output: Path, overwrite: bool) -> tuple[Path, Path]:
+    """For a command that renders a fake video driven by `driver` (reenact, animate): refuse a driver that
+    is not a video, an output that is not one or is not writable, and existing outputs without
+    `overwrite`; the masks and sidecar paths beside `output`."""
+    if not driver.is_file() or not media.is_video(driver):
+        raise UserError(f"driver {driver} is not a video file; pass a video (e.g. .mp4) with a face in it.")
+    if not media.is_video(output):
+        raise UserError(f"output {output} must be a video file (.mp4); fix -o.")
+    masks_path, sidecar_path = _outputs(output)
+    check_writable(output)
+    check_new_outputs([output, masks_path, sidecar_path], overwrite)
+    return masks_path, sidecar_path
+
+
 def _image_outputs(images: list[Path], inputs: Path, output: Path) -> tuple[list[Path], Path]:
     """Each image's output path (a single image -> `output`; a folder -> `output`/name.png), and the sidecar."""
     if len(images) == 1 and not inputs.is_dir():

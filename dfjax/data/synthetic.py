@@ -96,10 +96,11 @@ def _face_record(frame: np.ndarray, truth: GroundTruth, size: int, face_type: st
 MAX_IDENTITIES = 26
 
 
-def identity_names(count: int) -> tuple[str, ...]:
-    """The names of `count` synthetic identities: the built-in a and b, then c, d, ... (random, reproducible)."""
+def identity_names(count: int, option: str = "--identities") -> tuple[str, ...]:
+    """The names of `count` synthetic identities: the built-in a and b, then c, d, ... (random, reproducible).
+    `option` names the setting in the error when `count` is out of range."""
     if not 2 <= count <= MAX_IDENTITIES:
-        raise UserError(f"--identities {count} is out of range; give 2 to {MAX_IDENTITIES} (every pair of "
+        raise UserError(f"{option} {count} is out of range; give 2 to {MAX_IDENTITIES} (every pair of "
                         "identities gets a ground-truth swap video).")
     return tuple("abcdefghijklmnopqrstuvwxyz"[:count])
 

@@ -143,6 +143,9 @@ class AnimateTrainer(Trainer):
         if m.res % 2 ** m.generator.num_down_blocks:
             raise UserError(f"model.res={m.res} does not halve {m.generator.num_down_blocks} times "
                             "(model.generator.num_down_blocks); change one of them.")
+        from dfjax.data.synthetic import identity_names
+
+        identity_names(int(config.data.get("synth_identities", 2)), "data.synth_identities")  # before any file
         if m.res * m.keypoints.scale <= 6 * 2:
             raise UserError(f"model.res={m.res} at model.keypoints.scale={m.keypoints.scale} leaves no room for "
                             "the 7x7 heatmap convolution; raise one of them.")
@@ -166,12 +169,14 @@ class AnimateTrainer(Trainer):
     # -- data
 
     def prepare(self, workdir: Path, mesh, progress=None) -> None:
+        from dfjax.data.synthetic import identity_names
         from dfjax.data.training_set import synthetic_facesets
 
         config, res = self.config, self.config.model.res
         sets = [p for p in (config.data.a, config.data.b) if p]
         if not sets:
-            sets = list(synthetic_facesets(workdir, config.data.synth_frames, config.data.synth_size, progress))
+            names = identity_names(int(config.data.get("synth_identities", 2)))
+            sets = synthetic_facesets(workdir, config.data.synth_frames, config.data.synth_size, progress, names)
         crops, self.clips = [], []
         for path in sets:
             for video, frames, landmarks in faceset_clips(path):

@@ -148,7 +148,7 @@ class SwapTrainer(Trainer):
             raise UserError("give the identities either as --a/--b or as data.identities (--faces), not both.")
         from dfjax.data.synthetic import identity_names
 
-        identity_names(int(config.data.get("synth_identities", 2)))  # 2 to 26
+        identity_names(int(config.data.get("synth_identities", 2)), "data.synth_identities")  # 2 to 26
         sets = [p.strip() for p in str(config.data.get("identities", "") or "").split(",") if p.strip()]
         names = [Path(p).name for p in sets]
         if sets and len(sets) < 2:
