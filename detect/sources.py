@@ -111,8 +111,13 @@ def _refuse_missing(label_file: Path, missing: list[tuple[Path, str]], fix: str)
                         f"do{'es' if len(missing) == 1 else ''} not exist, the first {first}{where}; {fix}")
 
 
+CSV_COLUMNS = ("path", "label", "method", "group")
+CSV_EXTRA = ("source", "target", "split")  # `dfjax forge` manifests: source is the group
+
+
 def read_csv(path: Path) -> list[VideoItem]:
-    """The rows of a labels CSV `path,label[,method,group]`."""
+    """The rows of a labels CSV `path,label[,method,group]`; with a header line, columns by name, where
+    a `dfjax forge` manifest's `source` (the person whose video it is) is the group."""
     items, missing = [], []
     try:
         rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline="")))
@@ -121,22 +126,31 @@ def read_csv(path: Path) -> list[VideoItem]:
                         "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8) and pass it again.") from None
     except OSError as exc:
         raise UserError(f"cannot read {path} ({exc.strerror}); check the path and its permissions.") from None
-    for line, row in enumerate(rows, start=1):
+    columns = list(CSV_COLUMNS)
+    if rows and rows[0] and rows[0][0].strip().lower() == "path":
+        columns = [c.strip().lower() for c in rows[0]]
+        unknown = [c for c in columns if c not in CSV_COLUMNS + CSV_EXTRA]
+        if unknown or "label" not in columns:
+            raise UserError(f"{path}'s header names {', '.join(unknown) or 'no label column'}; columns are "
+                            f"{', '.join(CSV_COLUMNS + CSV_EXTRA)} (path and label required).")
+        rows = rows[1:]
+    for line, row in enumerate(rows, start=1 if columns == list(CSV_COLUMNS) else 2):
         row = [c.strip() for c in row]
-        if not any(row) or row[0].startswith("#") or (line == 1 and row[0].lower() == "path"):
+        if not any(row) or row[0].startswith("#"):
             continue
-        if len(row) < 2 or len(row) > 4 or row[1].lower() not in _LABELS:
+        cell = dict(zip(columns, row))
+        if len(row) < 2 or len(row) > len(columns) or cell.get("label", "").lower() not in _LABELS:
             raise UserError(f"{path} line {line} is not `path,label[,method,group]` with label 0/1 "
                             f"or real/fake (got {','.join(row)!r}); fix that row.")
         video = Path(row[0]) if Path(row[0]).is_absolute() else path.parent / row[0]
         if not video.is_file():
             missing.append((video, f" (line {line})"))
             continue
-        label = _LABELS[row[1].lower()]
+        label = _LABELS[cell["label"].lower()]
         base = _video_item(video, label)
-        method = row[2] if len(row) > 2 and row[2] else base.method
-        group = row[3] if len(row) > 3 and row[3] else base.group
-        items.append(VideoItem(video, label, method, group))
+        method = cell.get("method") or base.method
+        group = cell.get("group") or cell.get("source") or base.group
+        items.append(VideoItem(video, label, method, group, base.frames))
     _refuse_missing(path, missing, "fix those paths (relative to the CSV's folder) or remove their rows.")
     return items
 

@@ -266,6 +266,30 @@ def animate(
 
 
 @command
+def forge(
+    input: Path = typer.Argument(..., help="A `dfjax synth` output folder, or a folder with one subfolder of videos "
+                                           "per person."),
+    output: Path = typer.Option(..., "--output", "-o", help="The dataset folder (made, or finished if it exists)."),
+    config: str = typer.Option("forge.py", help="FILE.py[:ARG], e.g. forge.py:tiny (CPU, minutes)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set split.test=4."),
+    quiet: bool = QUIET,
+) -> None:
+    """Build a labelled deepfake dataset: split people, train a swap model per split, swap every video."""
+    from dfjax.config import load_config
+    from dfjax.forge import forge as run_forge
+
+    cfg = load_config(config, list(overrides))
+    with progress_bar("steps", quiet) as progress:
+        summary = run_forge(input, output, cfg, progress=progress)
+    counts = summary["counts"]
+    _print_summary(f"dataset written to {output}", {
+        "manifest": str(Path(output) / "manifest.csv"),
+        **{f"{s} videos (real / fake)": f"{c['real']} / {c['fake']}" for s, c in counts.items() if c["real"]},
+        "fake frames without a face": f"{summary['fake_frames_without_face']} of {summary['fake_frames']}",
+        "seconds per stage": ", ".join(f"{k} {v}" for k, v in summary["seconds"].items())})
+
+
+@command
 def evaluate_swap(
     source: Path = typer.Argument(..., help="The video that was swapped."),
     swapped: Path = typer.Argument(..., help="The swapped video (`dfjax swap` output)."),

@@ -1,0 +1,106 @@
+"""`dfjax forge`: a labelled, identity-split deepfake dataset from a `dfjax synth` folder, resumable."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dfjax import media
+from dfjax.cli import app
+
+runner = CliRunner()
+TINY = ["--config", "forge.py:tiny", "--set", "model.steps=4", "--set", "model.batch_per_side=4", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory):
+    out = tmp_path_factory.mktemp("forge") / "people"
+    result = runner.invoke(app, ["synth", "-o", str(out), "--identities", "4", "--frames", "12", "--size", "128",
+                                 "--face-size", "64", "--quiet"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def dataset(people):
+    out = people.parent / "dataset"
+    result = runner.invoke(app, ["forge", str(people), "-o", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_tree_manifest_and_splits(dataset, people):
+    rows = list(csv.DictReader((dataset / "manifest.csv").open()))
+    assert [r["label"] for r in rows].count("0") == 4 and [r["label"] for r in rows].count("1") == 4
+    splits = {r["source"]: r["split"] for r in rows}
+    assert sorted(splits.values()) == ["test", "test", "train", "train"]  # people, not videos, are split
+    for r in rows:
+        assert (dataset / r["path"]).is_file()
+        if r["label"] == "1":  # swapped into another person of the same split, never across splits
+            assert splits[r["target"]] == r["split"] and r["target"] != r["source"]
+            assert r["path"].startswith("manipulated_sequences/DFJaxAE/raw/videos/")
+            fake = dataset / r["path"]
+            masks = np.stack([m for _, m in media.iter_frames(fake.with_suffix(".masks.mkv"), gray=True)])
+            source = np.stack([f for _, f in media.iter_frames(people / "videos" / f"{r['source']}.mp4")])
+            assert masks.shape[0] == source.shape[0] and (masks > 0).mean() > 0.02  # a face's worth of pixels
+            assert (dataset / "manipulated_sequences/DFJaxAE/masks/videos" / f"{fake.stem}.mkv").is_file()
+            assert media.container_metadata(fake)["dfjax_synthetic"] == "true"
+        else:
+            assert r["path"].startswith("original_sequences/dfjax/raw/videos/")
+    summary = json.loads((dataset / "forge.json").read_text())
+    assert summary["counts"]["test"] == {"real": 2, "fake": 2}
+    assert {s: len(m["identities"]) for s, m in summary["models"].items()} == {"train": 2, "test": 2}
+    assert summary["fake_frames"] == 4 * 12
+
+
+def test_a_second_call_redoes_nothing_and_detect_reads_the_manifest(dataset, people):
+    from detect.sources import read_csv
+
+    stamps = {p: p.stat().st_mtime_ns for p in dataset.rglob("*.mp4")}
+    result = runner.invoke(app, ["forge", str(people), "-o", str(dataset), *TINY])
+    assert result.exit_code == 0, result.output
+    assert {p: p.stat().st_mtime_ns for p in dataset.rglob("*.mp4")} == stamps
+    items = read_csv(dataset / "manifest.csv")
+    assert {(i.label, i.method) for i in items} == {(0, "real"), (1, "DFJaxAE")}
+    assert all(i.frames for i in items if i.label == 1)  # the sidecars' manipulated frames
+
+
+def test_a_stopped_fake_is_made_again_and_the_manifest_stays_consistent(dataset, people):
+    rows = list(csv.DictReader((dataset / "manifest.csv").open()))
+    fake = dataset / next(r["path"] for r in rows if r["label"] == "1")
+    for path in (fake, fake.with_suffix(".json"), fake.with_suffix(".masks.mkv")):
+        path.unlink()
+    result = runner.invoke(app, ["forge", str(people), "-o", str(dataset), *TINY])
+    assert result.exit_code == 0, result.output
+    assert fake.is_file() and fake.with_suffix(".json").is_file()
+    assert list(csv.DictReader((dataset / "manifest.csv").open())) == rows
+
+
+@pytest.mark.parametrize("case, words", [
+    ("one_person", "videos of 1 person"),
+    ("split_one", "split.test=1 is impossible"),
+    ("too_few_left", "leave 0 for training"),
+    ("other_input", "was forged from other input"),
+])
+def test_bad_input_exits_2_with_one_line(case, words, people, dataset, tmp_path):
+    out, args = tmp_path / "ds", []
+    source = people
+    if case == "one_person":
+        source = tmp_path / "footage"
+        (source / "solo").mkdir(parents=True)
+        (source / "solo" / "clip.mp4").write_bytes((people / "videos" / "a.mp4").read_bytes())
+    elif case == "split_one":
+        args = ["--set", "split.test=1"]
+    elif case == "too_few_left":
+        args = ["--set", "split.test=2", "--set", "split.val=2"]
+    else:
+        out, args = dataset, ["--set", "seed=5"]
+    before = sorted(p.relative_to(out) for p in out.rglob("*")) if out.exists() else None
+    result = runner.invoke(app, ["forge", str(source), "-o", str(out), *TINY, *args])
+    assert result.exit_code == 2 and words in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert (sorted(p.relative_to(out) for p in out.rglob("*")) if out.exists() else None) == before
