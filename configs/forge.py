@@ -31,6 +31,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     c.model.config = "swap.py:tiny" if tiny else "swap.py:sae128"  # the swap model each split trains
     c.model.steps = 300 if tiny else 50_000
     c.model.batch_per_side = 8 if tiny else 32
+    c.model.checkpoint_every = 50 if tiny else 2000  # a stopped forge resumes its training from here
 
     c.fakes = ml_collections.ConfigDict()
     c.fakes.per_video = 1  # each video is swapped into this many other identities of its split

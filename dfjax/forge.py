@@ -129,6 +129,7 @@ def _train_split(split: str, sets: dict[str, Path], root: Path, config, progress
     cfg = load_config(config.model.config, [f"data.identities={','.join(str(p) for p in sets.values())!r}",
                                             f"train.steps={int(config.model.steps)}",
                                             f"train.batch_per_side={int(config.model.batch_per_side)}",
+                                            f"log.checkpoint_every={int(config.model.checkpoint_every)}",
                                             f"seed={int(config.seed)}"])
     summary = train(cfg, workdir, progress=progress)
     if summary.get("stopped_by") != "finished":
