@@ -9,7 +9,8 @@ in the jitted step, data-parallel over every device, the best validation-AUC ste
   det.fit(train.crops, train.labels, val=(val.crops, val.labels), landmarks=train.landmarks)
 
 Arguments, comma-separated: tiny (64 px, short run, for CPU tests), sbi (real crops only, fakes
-made by self-blending every epoch), bf16 (bfloat16 compute).
+made by self-blending every epoch), mix (with sbi: the given fakes too, beside the self-blended ones),
+bf16 (bfloat16 compute).
 """
 
 import ml_collections

@@ -52,9 +52,11 @@ from dfjax.training.step import jit_step, make_step
 
 
 def config_from_arg(arch: str, arg: str = "") -> ml_collections.ConfigDict:
-    """The config of `arch` from a configs/detect_*.py argument: comma-separated tiny, sbi, bf16."""
-    flags = parse_arg(arg, tiny=False, sbi=False, bf16=False)
+    """The config of `arch` from a configs/detect_*.py argument: comma-separated tiny, sbi, mix, bf16
+    (mix: with sbi, the given fakes stay in the training pool beside the self-blended ones)."""
+    flags = parse_arg(arg, tiny=False, sbi=False, mix=False, bf16=False)
     c = cnn_config(arch, tiny=flags.tiny, sbi=flags.sbi)
+    c.sbi_mix = bool(flags.sbi and flags.mix)
     if flags.bf16:
         c.model.dtype = "bfloat16"
     return c
@@ -91,6 +93,7 @@ def cnn_config(arch: str, tiny: bool = False, sbi: bool = False) -> ml_collectio
     c.augment.contrast = 0.1  # relative
 
     c.sbi = sbi  # train on real crops + their landmarks, with self-blended fakes made every epoch
+    c.sbi_mix = False  # with sbi: keep the given fakes too (fakes = given + self-blended)
     c.sbi_workers = 4  # threads making the self-blended images
     # CPU only: compile without XLA's backend optimisations; compiles several times faster, which
     # is what short CPU runs (tests, smoke benchmarks) are made of. Initialisation always is.
@@ -205,9 +208,10 @@ class _BalancedBatches:
     as reals and the self-blended images as fakes; the next epoch's pool is made in a thread.
     """
 
-    def __init__(self, crops, labels, batch: int, seed: int, landmarks=None, workers: int = 4):
+    def __init__(self, crops, labels, batch: int, seed: int, landmarks=None, workers: int = 4, extra_fakes=None):
         self.batch, self.seed, self.workers = batch, seed, workers
         self.crops, self.labels, self.landmarks = crops, labels, landmarks
+        self.extra_fakes = extra_fakes  # with SBI: given fakes kept in every epoch's pool beside the blended ones
         self._epoch, self._pool = None, None
         if landmarks is not None:
             self.steps_per_epoch = max(1, -(-2 * len(crops) // batch))
@@ -219,7 +223,9 @@ class _BalancedBatches:
     def _make_pool(self, epoch: int):
         made = self_blend(self.crops, self.landmarks, seed=(self.seed, epoch), workers=self.workers)
         n = len(self.crops)
-        return np.concatenate([made.targets, made.fakes]), np.arange(n), np.arange(n, 2 * n)
+        parts = [made.targets, made.fakes] + ([self.extra_fakes] if self.extra_fakes is not None else [])
+        images = np.concatenate(parts)
+        return images, np.arange(n), np.arange(n, len(images))
 
     def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         if self.landmarks is not None and step // self.steps_per_epoch != self._epoch:
@@ -287,10 +293,11 @@ class CNNDetector(Detector):
             if not real.any():
                 raise ValueError("sbi=True trains on the real crops (label 0), but there are none")
             landmarks = np.asarray(landmarks, np.float32)[real] * np.float32(size / np.shape(crops)[1])
+            given_fakes = np.asarray(crops)[~real] if cfg.get("sbi_mix") and (~real).any() else None
             crops, labels = np.asarray(crops)[real], labels[real]
         else:
             labels = _two_classes(labels, "fit")
-            landmarks = None
+            landmarks = given_fakes = None
         if val is not None:
             val_crops, val_labels = resize_crops(np.asarray(val[0]), size), _two_classes(val[1], "the validation split")
         prog = self.programs()
@@ -299,7 +306,8 @@ class CNNDetector(Detector):
             raise UserError(f"train.batch={cfg.train.batch} does not divide over {mesh.size} devices; "
                             f"set train.batch to a multiple of {mesh.size}.")
         batches = _BalancedBatches(resize_crops(np.asarray(crops), size), labels, cfg.train.batch, seed,
-                                   landmarks, cfg.sbi_workers)
+                                   landmarks, cfg.sbi_workers,
+                                   resize_crops(given_fakes, size) if given_fakes is not None else None)
         self.history, losses = [], []
         self.best_step, self.best_val_auc = None, None
         best, best_key = None, None

@@ -45,8 +45,11 @@ def config_detector(config) -> str | None:
 
 
 def run_label(name: str, config=None) -> str:
-    """How a detector run is named in the report: its registry name, + "-sbi" when trained with SBI."""
-    return f"{name}-sbi" if config is not None and config.get("sbi") else name
+    """How a detector run is named in the report: its registry name, + "-sbi" when trained with SBI
+    (+ "-sbi+fakes" when the given fakes stay in the pool beside the self-blended ones)."""
+    if config is None or not config.get("sbi"):
+        return name
+    return f"{name}-sbi+fakes" if config.get("sbi_mix") else f"{name}-sbi"
 
 
 def resolve_detectors(detectors: list[str], config_specs: list[str], overrides: list[str]) -> dict[str, tuple]:

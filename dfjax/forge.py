@@ -16,7 +16,8 @@ output is already complete, so a stopped call is finished by the next one:
    with the `dfjax swap` contract beside it (`.masks.mkv` exact per-pixel masks, `.json` sidecar with
    the manipulated frames, provenance tags), the masks also (hard-linked) at FaceForensics++'s place
    `manipulated_sequences/<method>/masks/videos/`; each fake appears only when complete;
-6. `manifest.csv` (path, label, method, source, target, split; readable by `detect-eval`) and
+6. `manifest.csv` (path, label, method, source, target, split; readable by `detect-eval`), the same
+   per split (`manifest-train.csv`, `manifest-val.csv`, `manifest-test.csv`), and
    `forge.json` (config, plan, model steps and config hashes, counts, frames without a face, seconds
    per stage), written last.
 """
@@ -196,8 +197,11 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
     seconds["fakes"] = round(time.perf_counter() - clock, 1)
 
     summary = _summarise(output, config, plan, models, rows, seconds)
-    lines = [",".join(MANIFEST_COLUMNS)] + [",".join(str(r[c]) for c in MANIFEST_COLUMNS) for r in rows]
-    write_text(output / "manifest.csv", "\n".join(lines) + "\n")
+    for name, chosen in [("manifest.csv", rows)] + [(f"manifest-{s}.csv", [r for r in rows if r["split"] == s])
+                                                     for s in SPLITS]:
+        if chosen:  # the whole dataset, and each split alone (e.g. detect-eval --train ...-train.csv --test ...)
+            lines = [",".join(MANIFEST_COLUMNS)] + [",".join(str(r[c]) for c in MANIFEST_COLUMNS) for r in chosen]
+            write_text(output / name, "\n".join(lines) + "\n")
     write_json(output / "forge.json", summary)
     return summary
 

@@ -67,3 +67,20 @@ def test_sbi_trained_detector_finds_unseen_face_swaps():
     auc = frame_metrics(yt, detector.score(xt))["auc"]
     print("SBI-trained meso4 AUC on held-out swaps", auc)
     assert auc > 0.7
+
+
+def test_sbi_mix_keeps_the_given_fakes_in_every_pool():
+    from detect.cnn import _BalancedBatches, config_from_arg
+
+    (x, y, landmarks) = swap_task(12, 16)
+    reals, fakes = x[y == 0], x[y == 1]
+    batches = _BalancedBatches(reals, np.zeros(len(reals)), 8, 0, landmarks[y == 0], 1, fakes)
+    try:
+        images, real, fake = batches._make_pool(0)
+        assert len(real) == len(reals) and len(fake) == len(reals) + len(fakes)
+        assert np.array_equal(images[-len(fakes):], fakes)  # the given fakes, beside the self-blended ones
+        seen = np.concatenate([batches(step)[1] for step in range(20)])
+        assert 0.3 < seen.mean() < 0.7  # still half real, half fake
+    finally:
+        batches.close()
+    assert config_from_arg("meso4", "tiny,sbi,mix").sbi_mix and not config_from_arg("meso4", "tiny,mix").sbi_mix

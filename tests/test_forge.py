@@ -51,6 +51,10 @@ def test_tree_manifest_and_splits(dataset, people):
             assert media.container_metadata(fake)["dfjax_synthetic"] == "true"
         else:
             assert r["path"].startswith("original_sequences/dfjax/raw/videos/")
+    for split in ("train", "test"):  # each split alone too
+        alone = list(csv.DictReader((dataset / f"manifest-{split}.csv").open()))
+        assert alone == [r for r in rows if r["split"] == split]
+    assert not (dataset / "manifest-val.csv").exists()
     summary = json.loads((dataset / "forge.json").read_text())
     assert summary["counts"]["test"] == {"real": 2, "fake": 2}
     assert {s: len(m["identities"]) for s, m in summary["models"].items()} == {"train": 2, "test": 2}
