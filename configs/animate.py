@@ -17,7 +17,7 @@ local .npz of VGG19 weights) the perceptual term is an L1 image pyramid, and the
 
 import ml_collections
 
-from dfjax.config import parse_arg
+from dfjax.config import log_settings, parse_arg
 
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
@@ -98,9 +98,5 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     c.gan.num_blocks = 3 if tiny else 4
     c.gan.spectral_norm = True
 
-    c.log = ml_collections.ConfigDict()
-    c.log.every = 10
-    c.log.preview_every = 250 if tiny else 1000
-    c.log.checkpoint_every = 250 if tiny else 2000
-    c.log.keep = 3
+    c.log = log_settings(tiny)
     return c

@@ -13,7 +13,7 @@ window-1 frames before it, and learns to reproduce the target's aligned face cro
 
 import ml_collections
 
-from dfjax.config import parse_arg
+from dfjax.config import log_settings, parse_arg
 
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
@@ -62,9 +62,5 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     c.gan.n_layers = 2 if tiny else 3
     c.gan.spectral_norm = True
 
-    c.log = ml_collections.ConfigDict()
-    c.log.every = 10
-    c.log.preview_every = 250 if tiny else 1000
-    c.log.checkpoint_every = 250 if tiny else 2000
-    c.log.keep = 3
+    c.log = log_settings(tiny)
     return c

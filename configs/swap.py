@@ -15,7 +15,7 @@ layout at tiny widths).
 
 import ml_collections
 
-from dfjax.config import parse_arg
+from dfjax.config import log_settings, parse_arg
 from dfjax.models.autoencoder import ARCHITECTURES, resolution
 
 # the registered architectures, "tiny" first (the default); a new one needs no edit here
@@ -94,9 +94,5 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
     c.gan.spectral_norm = True
     c.gan.attention_res = 0
 
-    c.log = ml_collections.ConfigDict()
-    c.log.every = 10
-    c.log.preview_every = 250 if tiny else 1000
-    c.log.checkpoint_every = 250 if tiny else 2000
-    c.log.keep = 3
+    c.log = log_settings(tiny)
     return c

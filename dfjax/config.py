@@ -34,6 +34,13 @@ def config_dir() -> Path:
 # ----------------------------------------------------------------------------- the argument parser
 
 
+def log_settings(tiny: bool) -> ml_collections.ConfigDict:
+    """The `log` section every trainer's config shares: metrics every 10 steps, previews and checkpoints
+    (the last 3 kept) every 250 steps for tiny runs, 1000 / 2000 otherwise."""
+    return ml_collections.ConfigDict({"every": 10, "preview_every": 250 if tiny else 1000,
+                                      "checkpoint_every": 250 if tiny else 2000, "keep": 3})
+
+
 def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
     """The argument after ':' of `--config FILE.py:ARG`, e.g. "tiny,gan,res=128", as a ConfigDict.
 
