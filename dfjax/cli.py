@@ -272,15 +272,22 @@ def forge(
     output: Path = typer.Option(..., "--output", "-o", help="The dataset folder (made, or finished if it exists)."),
     config: str = typer.Option("forge.py", help="FILE.py[:ARG], e.g. forge.py:tiny (CPU, minutes)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set split.test=4."),
+    shard: Optional[str] = typer.Option(None, help="I/N: this process's share of the people, models and fakes "
+                                                    "(run every shard, then once more to finish)."),
     quiet: bool = QUIET,
 ) -> None:
     """Build a labelled deepfake dataset: split people, train a swap model per split, swap every video."""
     from dfjax.config import load_config
+    from dfjax.forge import ShardWaiting
     from dfjax.forge import forge as run_forge
 
     cfg = load_config(config, list(overrides))
-    with progress_bar("steps", quiet) as progress:
-        summary = run_forge(input, output, cfg, progress=progress)
+    try:
+        with progress_bar("steps", quiet) as progress:
+            summary = run_forge(input, output, cfg, shard=shard, progress=progress)
+    except ShardWaiting as waiting:
+        console.print(f"shard {shard} did its part: {waiting}", highlight=False, soft_wrap=True)
+        return
     counts = summary["counts"]
     _print_summary(f"dataset written to {output}", {
         "manifest": str(Path(output) / "manifest.csv"),

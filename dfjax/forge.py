@@ -140,12 +140,34 @@ def _train_split(split: str, sets: dict[str, Path], root: Path, config, progress
     return workdir
 
 
-def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigDict, *, progress=None) -> dict:
-    """Build (or finish) the dataset `output` from `inputs`; returns the summary written to forge.json."""
+def parse_shard(spec: str | None) -> tuple[int, int]:
+    """`--shard I/N` (0 <= I < N) as (I, N); None: the whole job, (0, 1)."""
+    if not spec:
+        return 0, 1
+    try:
+        index, count = (int(part) for part in spec.split("/"))
+    except ValueError:
+        index, count = -1, 0
+    if not 0 <= index < count:
+        raise UserError(f"--shard {spec!r} is not I/N with 0 <= I < N (e.g. 0/4 ... 3/4 for four processes); fix it.")
+    return index, count
+
+
+def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigDict, *, shard: str | None = None,
+          progress=None) -> dict:
+    """Build (or finish) the dataset `output` from `inputs`; returns the summary written to forge.json.
+
+    shard "I/N": this process extracts the people, trains the split models and makes the fakes whose
+    number is I modulo N, each stage only once the stage before is complete (by any process); a call
+    that finds work of other shards unfinished says so and stops. Run every shard (a job array, a
+    cluster launcher), then once more, with or without --shard, to finish what is left and write the
+    manifest: a call writes it only when the whole dataset is there.
+    """
     from dfjax.io import check_writable
     from dfjax.swap import SwapOptions, swap
 
     inputs, output = Path(inputs), Path(output)
+    mine, of = parse_shard(shard)
     check_writable(output, folder=True)
     videos, facesets = discover(inputs)
     if len(videos) < 2:
@@ -161,8 +183,12 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
         media.probe(footage.path)  # an unreadable video is refused before anything is written
 
     if not facesets:
-        facesets = {p: _extract_faces(v, output / "forge" / "facesets" / p, config, progress) for p, v in videos.items()}
+        facesets = {p: output / "forge" / "facesets" / p for p in videos}
+        for k, (person, footage) in enumerate(videos.items()):
+            if k % of == mine:
+                _extract_faces(footage, facesets[person], config, progress)
     write_json(output / "forge" / "plan.json", plan)  # the faces are there: the plan holds from now on
+    _wait_for([p for p, f in facesets.items() if not (f / "faceset.json").exists()], "the face sets of")
     seconds["faces"], clock = round(time.perf_counter() - clock, 1), time.perf_counter()
 
     originals = output / "original_sequences" / "dfjax" / "raw" / "videos"
@@ -171,12 +197,15 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
     seconds["originals"], clock = round(time.perf_counter() - clock, 1), time.perf_counter()
 
     groups = {s: [p for p, split in splits.items() if split == s] for s in SPLITS}
-    models = {s: _train_split(s, {p: facesets[p] for p in people}, output, config, progress)
-              for s, people in groups.items() if people}
+    models = {s: output / "forge" / "models" / s for s, people in groups.items() if people}
+    for k, split in enumerate(models):
+        if k % of == mine:
+            _train_split(split, {p: facesets[p] for p in groups[split]}, output, config, progress)
+    _wait_for([s for s, m in models.items() if not (m / "forge_done.json").exists()], "the swap models of split")
     seconds["models"], clock = round(time.perf_counter() - clock, 1), time.perf_counter()
 
     fakes_dir = output / "manipulated_sequences" / config.fakes.method / "raw" / "videos"
-    rows = []
+    rows, pending, number = [], [], 0
     for person, footage_list in videos.items():
         split = splits[person]
         for index, footage in enumerate(footage_list):
@@ -184,16 +213,21 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
                          "label": 0, "method": "real", "source": person, "target": "", "split": split})
             for target in targets_of(footage, index, groups[split], int(config.fakes.per_video)):
                 fake = fakes_dir / f"{footage.stem}_{target}.mp4"
-                if not fake.exists():  # swap renames the video, masks and sidecar into place together at the end
-                    swap(footage.path, fake, models[split], SwapOptions(to=target, color="reinhard",
-                                                                        crf=int(config.fakes.crf)),
+                number += 1
+                if not fake.exists() and (number - 1) % of == mine:  # swap renames the video, masks and sidecar
+                    swap(footage.path, fake, models[split], SwapOptions(to=target, color="reinhard",  # into place
+                                                                        crf=int(config.fakes.crf)),      # together
                          alignments=facesets[person], overwrite=True, progress=progress)
+                if not fake.exists():
+                    pending.append(fake.stem)
+                    continue
                 mask = fakes_dir.parent.parent / "masks" / "videos" / f"{fake.stem}.mkv"  # FaceForensics++'s place
                 if not mask.exists():
                     mask.parent.mkdir(parents=True, exist_ok=True)
                     os.link(fake.with_suffix(".masks.mkv"), mask)  # the same file, not a copy
                 rows.append({"path": os.path.relpath(fake, output), "label": 1, "method": config.fakes.method,
                              "source": person, "target": target, "split": split})
+    _wait_for(pending, "the fakes")
     seconds["fakes"] = round(time.perf_counter() - clock, 1)
 
     summary = _summarise(output, config, plan, models, rows, seconds)
@@ -204,6 +238,16 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
             write_text(output / name, "\n".join(lines) + "\n")
     write_json(output / "forge.json", summary)
     return summary
+
+
+class ShardWaiting(Exception):
+    """Work of other shards is not finished yet: this call did its part and stops (not an error)."""
+
+
+def _wait_for(missing: list[str], what: str) -> None:
+    if missing:
+        raise ShardWaiting(f"{what} {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} are not done yet "
+                           "(other shards' work); run the remaining shards, then `dfjax forge` once more to finish.")
 
 
 def _summarise(output: Path, config, plan: dict, models: dict[str, Path], rows: list[dict],

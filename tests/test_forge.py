@@ -84,7 +84,21 @@ def test_a_stopped_fake_is_made_again_and_the_manifest_stays_consistent(dataset,
     assert list(csv.DictReader((dataset / "manifest.csv").open())) == rows
 
 
+def test_shards_split_the_work_and_a_last_call_writes_the_same_manifest(people, dataset, tmp_path):
+    out = tmp_path / "sharded"
+    first = runner.invoke(app, ["forge", str(people), "-o", str(out), *TINY, "--shard", "0/2"])
+    assert first.exit_code == 0 and "did its part" in first.output, first.output
+    assert not (out / "manifest.csv").exists()  # shard 1's models and fakes are missing
+    assert (out / "forge" / "models" / "train" / "forge_done.json").exists()  # shard 0 trained split 0
+    assert not (out / "forge" / "models" / "test").exists()
+    for spec in ("1/2", "0/2"):
+        result = runner.invoke(app, ["forge", str(people), "-o", str(out), *TINY, "--shard", spec])
+        assert result.exit_code == 0, result.output
+    assert (out / "manifest.csv").read_text() == (dataset / "manifest.csv").read_text()
+
+
 @pytest.mark.parametrize("case, words", [
+    ("bad_shard", "--shard '3/2' is not I/N"),
     ("one_person", "videos of 1 person"),
     ("split_one", "split.test=1 is impossible"),
     ("too_few_left", "leave 0 for training"),
@@ -97,6 +111,8 @@ def test_bad_input_exits_2_with_one_line(case, words, people, dataset, tmp_path)
         source = tmp_path / "footage"
         (source / "solo").mkdir(parents=True)
         (source / "solo" / "clip.mp4").write_bytes((people / "videos" / "a.mp4").read_bytes())
+    elif case == "bad_shard":
+        args = ["--shard", "3/2"]
     elif case == "split_one":
         args = ["--set", "split.test=1"]
     elif case == "too_few_left":
