@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
           "python": platform.python_version(), "identities": args.identities, "frames": args.frames,
           "steps": args.steps, "workdir": str(root)})
     synth_s = run(["synth", "-o", str(root / "people"), "--identities", str(args.identities), "--frames",
-                   str(args.frames), "--size", "128", "--face-size", "64", "--overwrite"])
+                   str(args.frames), "--size", "256", "--face-size", "64", "--overwrite"])  # faces ~110 px: dlib finds them
     dataset = root / "dataset"
     forge_s = run(["forge", str(root / "people"), "-o", str(dataset), "--config", "forge.py:tiny",
                    "--set", "split.val=2", "--set", f"model.steps={args.steps}"])

@@ -1,12 +1,17 @@
-"""End-to-end `dfjax swap` throughput on a real 720p video, with the time split by stage.
+"""End-to-end `dfjax swap` throughput on a real 720p video, beside the ceiling its stages imply.
 
   python benchmarks/swap.py                                   # ../shared/data/real/ffpp_004.mp4, a tiny model
-  python benchmarks/swap.py VIDEO --model runs/sae128 --out benchmarks/results/swap-$(date +%F).jsonl
+  python benchmarks/swap.py VIDEO --model runs/sae128 --workers 1,2,0 --out benchmarks/results/swap-$(date +%F).jsonl
 
 Without --model it trains a throw-away tiny model for a few steps on synthetic faces (the timing does
-not depend on how good the model is, only on its size). Lines: one per stage measured alone (decode;
-decode + face finding in the worker processes; batched inference; colour, mask and paste-back;
-H.264 encoding), and one for the whole pipeline, where the stages overlap.
+not depend on how good the model is, only on its size). One line per stage measured alone, in this
+process, with its CPU milliseconds per frame (process time: every thread of the process counts):
+decode; face finding (the swap's own tracker settings, run in-process as one worker runs them);
+batched inference; colour, mask and paste-back; H.264 encoding. Then the ceiling those costs imply
+for the cores available: cores x 1000 / (sum of the stages' CPU ms), and the slowest serial stage's
+own limit (decode and encode run in one process each; face finding spreads over the workers). Then
+`dfjax swap` end to end for each `--workers` count (0: every core), as frames per second and as a
+fraction of the ceiling.
 """
 
 from __future__ import annotations
@@ -41,10 +46,29 @@ def throwaway_model() -> Path:
     return workdir
 
 
+def cpu_timed(fn):
+    """(result, wall seconds, CPU seconds of this process) of fn()."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w0, time.process_time() - c0
+
+
+def find_faces_in_process(video: Path, info, finder: ExtractOptions) -> list:
+    """The swap's face finding, as one worker runs it, in this process (so its CPU time is measurable)."""
+    from dfjax.faces import pipeline
+
+    pipeline._init_worker(finder, None)
+    found = []
+    for unit in pipeline.work_units([video], [], {str(video): info}):
+        found.append(pipeline._run_unit(unit))
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("video", nargs="?", default=str(DEFAULT_VIDEO))
     parser.add_argument("--model", default=None)
+    parser.add_argument("--workers", default="0", help="comma-separated worker counts for the end-to-end runs")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     emit = Reporter()
@@ -56,54 +80,71 @@ def main() -> None:
     model = load_trained(model_dir)
     info = media.probe(video)
     n = info.frames
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     emit({"benchmark": "swap", "case": "header", "date": date.today().isoformat(), "video": video.name,
           "width": info.width, "height": info.height, "frames": n, "model": model.config.model.arch,
-          "resolution": model.resolution, "cpu_count": os.cpu_count()})
+          "resolution": model.resolution, "cpu_count": os.cpu_count(), "cores": cores})
+    cpu_ms: dict[str, float] = {}
 
-    def stage(name: str, seconds: float, **extra) -> None:
-        emit({"benchmark": "swap", "stage": name, "seconds": round(seconds, 3),
-              "ms_per_frame": round(1e3 * seconds / n, 2), "frames_per_s": round(n / seconds, 1), **extra})
+    def stage(name: str, wall: float, cpu: float, **extra) -> None:
+        cpu_ms[name] = 1e3 * cpu / n
+        emit({"benchmark": "swap", "stage": name, "seconds": round(wall, 3), "cpu_ms_per_frame": round(cpu_ms[name], 2),
+              "ms_per_frame": round(1e3 * wall / n, 2), "frames_per_s": round(n / wall, 1), **extra})
 
-    t0 = time.perf_counter()
-    frames = [frame for _, frame in media.iter_frames(video)]
-    stage("decode", time.perf_counter() - t0)
+    frames, wall, cpu = cpu_timed(lambda: [frame for _, frame in media.iter_frames(video)])
+    stage("decode", wall, cpu)
 
     face_type, coverage = crop_settings(model)
     finder = ExtractOptions(size=model.resolution, face_type=face_type, coverage=coverage)
-    t0 = time.perf_counter()
+    units, wall, cpu = cpu_timed(lambda: find_faces_in_process(video, info, finder))
+    decode_cpu = cpu_ms["decode"] * n / 1e3
+    stage("faces", wall - decode_cpu, cpu - decode_cpu, note="decode excluded",
+          frames_with_face=sum(len(u.faces) for u in units))
     with face_finders(finder, None) as (pool, workers):
         found = list(video_faces(pool, workers, video, info))
-    stage("decode+faces", time.perf_counter() - t0, workers=workers,
-          frames_with_face=sum(bool(f) for _, _, f in found))
 
     swapper = Swapper(model, SwapOptions())
     crops = [crop for _, _, faces in found for crop, _, _ in faces]
     swapper.generate(crops[:1])  # compile outside the timing
     swapper.generate(crops[:32])
-    t0 = time.perf_counter()
-    generated, masks = swapper.generate(crops)
-    stage("inference", time.perf_counter() - t0, faces=len(crops))
+    (generated, masks), wall, cpu = cpu_timed(lambda: swapper.generate(crops))
+    stage("inference", wall, cpu, faces=len(crops))
 
-    t0 = time.perf_counter()
-    k, outputs = 0, []
-    for (_, frame, faces) in found:
-        out = frame
-        for crop, _, meta in faces:
-            out, _ = swapper.composite(out, crop, generated[k], masks[k], meta)
-            k += 1
-        outputs.append(out)
-    stage("colour+mask+paste", time.perf_counter() - t0)
+    def composite():
+        k, outputs = 0, []
+        for (_, frame, faces) in found:
+            out = frame
+            for crop, _, meta in faces:
+                out, _ = swapper.composite(out, crop, generated[k], masks[k], meta)
+                k += 1
+            outputs.append(out)
+        return outputs
+
+    outputs, wall, cpu = cpu_timed(composite)
+    stage("colour+mask+paste", wall, cpu)
 
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        with media.VideoWriter(Path(tmp) / "enc.mp4", info.fps, info.width, info.height) as writer:
-            for out in outputs:
-                writer.write(out)
-        stage("encode", time.perf_counter() - t0)
-        del frames, outputs, found
-        t0 = time.perf_counter()
-        summary = swap(video, Path(tmp) / "end_to_end.mp4", model_dir, SwapOptions())
-        stage("end_to_end", time.perf_counter() - t0, frames_swapped=summary["frames_swapped"])
+        def encode():
+            with media.VideoWriter(Path(tmp) / "enc.mp4", info.fps, info.width, info.height) as writer:
+                for out in outputs:
+                    writer.write(out)
+
+        _, wall, cpu = cpu_timed(encode)
+        stage("encode", wall, cpu)
+        total = sum(cpu_ms.values())
+        ceiling = cores * 1e3 / total
+        serial = {k: 1e3 / cpu_ms[k] for k in ("decode", "encode")}
+        emit({"benchmark": "swap", "case": "ceiling", "cores": cores, "cpu_ms_per_frame_total": round(total, 2),
+              "ceiling_frames_per_s": round(ceiling, 1),
+              "serial_stage_limits_frames_per_s": {k: round(v, 1) for k, v in serial.items()},
+              "bound": round(min(ceiling, *serial.values()), 1)})
+        for workers in (int(w) for w in args.workers.split(",")):
+            t0 = time.perf_counter()
+            summary = swap(video, Path(tmp) / f"end_to_end_{workers}.mp4", model_dir, SwapOptions(workers=workers))
+            seconds = time.perf_counter() - t0
+            emit({"benchmark": "swap", "case": "end_to_end", "workers": workers or cores, "seconds": round(seconds, 2),
+                  "frames_per_s": round(n / seconds, 1), "fraction_of_ceiling": round(n / seconds / ceiling, 2),
+                  "frames_swapped": summary["frames_swapped"]})
     if args.out:
         emit.save(args.out)
 
