@@ -192,7 +192,8 @@ def swap(
     pose: str = typer.Option("relative", help="Conditioned models: head pose relative to each identity's median "
                                               "(relative) or the source's own, with each identity's pose-fitted "
                                               "landmark layout (absolute)."),
-    workers: int = typer.Option(0, help="Face-finding worker processes (0: every core)."),
+    workers: int = typer.Option(0, help="Face-finding worker processes (0: every core but one, which "
+                                        "decodes, pastes and encodes)."),
     smoothing: str = SMOOTHING,
     overwrite: bool = typer.Option(False, help="Replace an existing output (and its masks and sidecar)."),
     allow_truncated: bool = ALLOW_TRUNCATED,

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
+import threading
 from contextvars import ContextVar
 from dataclasses import dataclass
 from fractions import Fraction
@@ -279,6 +281,83 @@ class VideoWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(ok=exc_type is None)
+
+
+class BackgroundWriter:
+    """Writes frames to one or more VideoWriters on a thread of its own, through a bounded queue, so
+    H.264 encoding overlaps the caller's work (PyAV releases the GIL while it encodes).
+
+        with media.BackgroundWriter(video, masks) as write:
+            write(frame, mask)          # returns once queued; the queue holds `depth` frames at most
+
+    An error in the thread is raised at the next `write` or on leaving the block; leaving the block
+    waits until every queued frame is written.
+    """
+
+    def __init__(self, *writers: VideoWriter, depth: int = 16):
+        self.writers, self._queue = writers, queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="dfjax-writer", daemon=True)
+
+    def _run(self) -> None:
+        while (frames := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    for writer, frame in zip(self.writers, frames):
+                        writer.write(frame)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                    self._error = exc
+
+    def __call__(self, *frames: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(frames)
+
+    def __enter__(self) -> "BackgroundWriter":
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if exc_type is None and self._error is not None:
+            raise self._error
+
+
+def prefetch(items, depth: int = 2):
+    """Iterate `items` on a thread of its own, `depth` items ahead (e.g. decoding while the caller works);
+    an error there is raised here, at the item where it happened."""
+    buffer: queue.Queue = queue.Queue(depth)
+    done = object()
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                buffer.put((item, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            buffer.put((None, exc))
+        buffer.put((done, None))
+
+    thread = threading.Thread(target=run, name="dfjax-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # let a producer blocked on a full buffer finish
+            try:
+                buffer.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
 
 
 def read_image(path: str | Path) -> np.ndarray:

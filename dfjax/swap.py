@@ -346,7 +346,8 @@ def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=No
     info = media.probe(path)
     face_type, coverage = crop_settings(model)
     finder = ExtractOptions(size=model.resolution, face_type=face_type, coverage=coverage, every_n=o.every_n,
-                            detector=o.detector, workers=o.workers, smoothing=o.smoothing)
+                            detector=o.detector, workers=o.workers or max(1, (os.cpu_count() or 2) - 1),
+                            smoothing=o.smoothing)  # default: one core is the main process's (decode, encode)
     masks_path, sidecar_path = _outputs(output)
     tag = provenance(model, swap_label(o))
     task = progress.add_task("swap", total=info.frames) if progress else None
@@ -360,12 +361,12 @@ def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=No
                                   metadata=tag) as mask_writer, \
                 (contextlib.nullcontext((None, 0)) if stored else face_finders(finder, reference)) as (pool, workers):
             faces = aligned_faces(path, stored, finder) if stored else video_faces(pool, workers, path, info)
-            for index, frame, mask, boxes in swapper.frames(faces):
-                writer.write(frame)
-                mask_writer.write(mask)
-                records.append({"index": index, "manipulated": bool(boxes), "faces": [{"box": b} for b in boxes]})
-                if progress:
-                    progress.advance(task)
+            with media.BackgroundWriter(writer, mask_writer) as write:  # encoding overlaps inference and paste
+                for index, frame, mask, boxes in swapper.frames(faces):
+                    write(frame, mask)
+                    records.append({"index": index, "manipulated": bool(boxes), "faces": [{"box": b} for b in boxes]})
+                    if progress:
+                        progress.advance(task)
         seconds = time.perf_counter() - started
         swapped = sum(r["manipulated"] for r in records)
         sidecar = {"source": str(path), "output": str(output), "masks": str(masks_path), "direction": swap_label(o),

@@ -281,7 +281,8 @@ def video_faces(pool, workers: int, path: Path, info: media.VideoInfo) -> Iterat
     Decoding happens here while the workers find faces in the stretches handed out before, so a
     consumer (e.g. `swap`) overlaps its own work with both.
     """
-    for unit, result in results_in_order(pool, work_units([path], [], {str(path): info}), depth=2 * workers):
+    units = media.prefetch(work_units([path], [], {str(path): info}))  # decoding on a thread of its own
+    for unit, result in results_in_order(pool, units, depth=2 * workers):
         _, (_, start, frames, warmup, _) = unit
         by_frame = {index: (crop, mask, meta) for index, crop, mask, meta in result.faces}
         for offset, frame in enumerate(frames[warmup:]):
