@@ -141,7 +141,7 @@ def train(
     distributed: bool = typer.Option(False, help="Join a multi-host job (jax.distributed.initialize)."),
     quiet: bool = QUIET,
 ) -> None:
-    """Train (or resume) a model: the config's trainer (swap: two face sets; reenact: --a alone)."""
+    """Train (or resume) a model: the config's trainer (swap: --a/--b or --faces; reenact: --a; animate: videos)."""
     from dfjax.training import parallel
     from dfjax.config import apply_overrides, load_config, load_saved_config
     from dfjax.training.core import train as run_train
