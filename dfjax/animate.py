@@ -113,12 +113,20 @@ def _batched_keypoints(model: TrainedModel, crops: np.ndarray) -> dict:
 # ----------------------------------------------------------------------------- faces and crops
 
 
-def _face_landmarks(detector, predictor, image: np.ndarray, upsample: int = 0) -> np.ndarray | None:
-    """The 68 landmarks of the largest face in `image`, or None."""
+def face_and_box(detector, predictor, image: np.ndarray, upsample: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+    """(68 landmarks, box) of the most confident face in `image`, or None. The most confident, not the
+    largest: HOG's weak false hits (score < 0.1) can be larger than the real face."""
     found = detector(image, upsample=upsample)
     if not found:
         return None
-    return predictor(image, max(found, key=lambda d: d.area).box)
+    box = max(found, key=lambda d: d.score).box
+    return predictor(image, box), box
+
+
+def _face_landmarks(detector, predictor, image: np.ndarray, upsample: int = 0) -> np.ndarray | None:
+    """The 68 landmarks of the most confident face in `image`, or None."""
+    found = face_and_box(detector, predictor, image, upsample)
+    return None if found is None else found[0]
 
 
 def source_crop(path: Path, scale: float, detector, predictor) -> tuple[np.ndarray, np.ndarray]:

@@ -327,6 +327,39 @@ def evaluate_swap(
 
 
 @command
+def evaluate_animate(
+    videos: list[Path] = typer.Argument(..., help="Held-out videos of a face (not trained on)."),
+    model: Path = typer.Option(..., help="The workdir of a `dfjax train --config configs/animate.py` run."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
+    max_frames: Optional[int] = typer.Option(None, help="Only the first N frames of each video."),
+    allow_truncated: bool = ALLOW_TRUNCATED,
+    quiet: bool = QUIET,
+) -> None:
+    """Score a motion model by video reconstruction (first frame as source, every frame driving): L1, AKD, AED
+    against the copy-the-source baseline."""
+    from dfjax import media
+    from dfjax.io import check_writable
+    from dfjax.metrics import save_report
+    from dfjax.metrics_animate import AED_NOTE, evaluate_animate as run_evaluation, table_rows
+
+    if output:
+        check_writable(output)
+    with media.allow_truncated(allow_truncated), progress_bar("frames", quiet) as progress:
+        report = run_evaluation(model, videos, max_frames=max_frames, progress=progress)
+    frames = report["methods"]["fomm"]["frames"]
+    table = Table(title=f"reconstruction: {len(report['videos'])} video(s), {frames} frames, model step "
+                        f"{report['model']['step']}", title_justify="left", caption=AED_NOTE, caption_justify="left")
+    for column in ("method", "L1", "AKD (px@256)", "AED (dlib)", "faces"):
+        table.add_column(column)
+    for row in table_rows(report):
+        table.add_row(*row)
+    console.print(table, highlight=False)
+    if output:
+        save_report(report, output)
+        console.print(f"report written to {output}")
+
+
+@command
 def detect_eval(
     real: list[Path] = typer.Option([], "--real", help="Real videos, folders, CSVs, FaceForensics++ or DFDC folders "
                                                        "(repeat the option)."),
