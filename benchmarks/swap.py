@@ -29,7 +29,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 from report import Reporter  # noqa: E402
 
 from dfjax import media  # noqa: E402
-from dfjax.faces.pipeline import ExtractOptions, face_finders, video_faces  # noqa: E402
+from dfjax.faces.pipeline import ExtractOptions  # noqa: E402
 from dfjax.training.core import load_trained  # noqa: E402
 from dfjax.swap import SwapOptions, Swapper, crop_settings, swap  # noqa: E402
 
@@ -100,8 +100,8 @@ def main() -> None:
     decode_cpu = cpu_ms["decode"] * n / 1e3
     stage("faces", wall - decode_cpu, cpu - decode_cpu, note="decode excluded",
           frames_with_face=sum(len(u.faces) for u in units))
-    with face_finders(finder, None) as (pool, workers):
-        found = list(video_faces(pool, workers, video, info))
+    by_frame = {index: (crop, mask, meta) for unit in units for index, crop, mask, meta in unit.faces}
+    found = [(i, frame, [by_frame[i]] if i in by_frame else []) for i, frame in enumerate(frames)]
 
     swapper = Swapper(model, SwapOptions())
     crops = [crop for _, _, faces in found for crop, _, _ in faces]

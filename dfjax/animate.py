@@ -37,7 +37,7 @@ from dfjax import __version__, convert, media
 from dfjax.errors import UserError
 from dfjax.io import dumps, staged, write_text
 from dfjax.models.fomm import FOMM
-from dfjax.swap import MAX_CRF, check_driven_video, provenance
+from dfjax.swap import MAX_CRF, check_driven_video, check_ranges, provenance
 from dfjax.training.animate import crop_square, stable_crop_box
 from dfjax.training.core import TrainedModel, load_trained
 
@@ -59,9 +59,7 @@ class AnimateOptions:
 def check_options(options: AnimateOptions) -> None:
     if options.mode not in MODES:
         raise UserError(f"--mode {options.mode!r} is unknown; choose one of {', '.join(MODES)}.")
-    if not 0 <= options.crf <= MAX_CRF:
-        raise UserError(f"--crf {options.crf} is out of range; give 0 to {MAX_CRF} (H.264's quality scale, lower "
-                        "is better).")
+    check_ranges((options.crf, 0, MAX_CRF, "--crf"))
 
 
 # ----------------------------------------------------------------------------- keypoints and motion transfer

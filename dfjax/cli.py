@@ -144,9 +144,9 @@ def train(
     """Train (or resume) a model: the config's trainer (swap: --a/--b or --faces; reenact: --a; animate: videos)."""
     from dfjax.training import parallel
     from dfjax.config import apply_overrides, load_config, load_saved_config
-    from dfjax.training.core import train as run_train
-
     from dfjax.data.faceset import FaceSet
+    from dfjax.training.core import train as run_train
+    from dfjax.training.swap import listed_identities
 
     parallel.initialize(distributed)
     saved = workdir / "config.json"
@@ -160,9 +160,9 @@ def train(
         cfg = apply_overrides(load_saved_config(saved), settings)
     else:
         cfg = load_config("swap.py:tiny", settings)
-    listed = [p for p in str(cfg.data.get("identities", "") or "").split(",") if p]
-    for path in [cfg.data.get(side) for side in ("a", "b")] + listed:  # a missing or damaged face set is
-        if path:                                                          # refused before the workdir is made
+    # a missing or damaged face set is refused before the workdir is made
+    for path in [cfg.data.get(side) for side in ("a", "b")] + listed_identities(cfg):
+        if path:
             FaceSet(path).require("landmarks", "matrix")
     with progress_bar("steps", quiet) as progress:
         summary = run_train(cfg, workdir, progress=progress)

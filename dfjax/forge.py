@@ -164,7 +164,8 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
     manifest: a call writes it only when the whole dataset is there.
     """
     from dfjax.io import check_writable
-    from dfjax.swap import SwapOptions, swap
+    from dfjax.swap import SwapOptions, Swapper, swap_video
+    from dfjax.training.core import load_trained
 
     inputs, output = Path(inputs), Path(output)
     mine, of = parse_shard(shard)
@@ -206,6 +207,16 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
 
     fakes_dir = output / "manipulated_sequences" / config.fakes.method / "raw" / "videos"
     rows, pending, number = [], [], 0
+    loaded, swappers = {}, {}  # each split's model loaded once, one compiled swapper per target
+
+    def swapper_for(split: str, target: str) -> Swapper:
+        if split not in loaded:
+            loaded[split] = load_trained(models[split], "swap")
+        if (split, target) not in swappers:
+            options = SwapOptions(to=target, color="reinhard", crf=int(config.fakes.crf))
+            swappers[split, target] = Swapper(loaded[split], options)
+        return swappers[split, target]
+
     for person, footage_list in videos.items():
         split = splits[person]
         for index, footage in enumerate(footage_list):
@@ -214,10 +225,9 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
             for target in targets_of(footage, index, groups[split], int(config.fakes.per_video)):
                 fake = fakes_dir / f"{footage.stem}_{target}.mp4"
                 number += 1
-                if not fake.exists() and (number - 1) % of == mine:  # swap renames the video, masks and sidecar
-                    swap(footage.path, fake, models[split], SwapOptions(to=target, color="reinhard",  # into place
-                                                                        crf=int(config.fakes.crf)),      # together
-                         alignments=facesets[person], overwrite=True, progress=progress)
+                if not fake.exists() and (number - 1) % of == mine:  # the video, masks and sidecar are renamed
+                    swap_video(swapper_for(split, target), footage.path, fake, None, progress,  # into place together
+                               alignments=facesets[person])
                 if not fake.exists():
                     pending.append(fake.stem)
                     continue
@@ -255,18 +265,15 @@ def _summarise(output: Path, config, plan: dict, models: dict[str, Path], rows: 
     counts = {s: {"real": sum(r["split"] == s and r["label"] == 0 for r in rows),
                   "fake": sum(r["split"] == s and r["label"] == 1 for r in rows)} for s in SPLITS}
     frames = without_face = 0
+    model_info = {split: {"workdir": os.path.relpath(workdir, output),
+                          "identities": [p for p, split_of in plan["splits"].items() if split_of == split]}
+                  for split, workdir in models.items()}
     for r in rows:
-        if r["label"] == 1:
+        if r["label"] == 1:  # the swap's sidecar says which frames it changed and with which checkpoint
             sidecar = json.loads((output / r["path"]).with_suffix(".json").read_text())
             frames += len(sidecar["frames"])
             without_face += sum(not f["manipulated"] for f in sidecar["frames"])
-    model_info = {}
-    for split, workdir in models.items():
-        from dfjax.training.core import load_trained
-
-        model = load_trained(workdir, "swap")
-        model_info[split] = {"workdir": os.path.relpath(workdir, output), "step": model.step,
-                             "config_hash": model.config_hash, "identities": list(model.generator.identities)}
+            model_info[r["split"]].update(step=sidecar["model"]["step"], config_hash=sidecar["model"]["config_hash"])
     return {"dataset": str(output), "config": config.to_dict(), "plan": plan, "models": model_info,
             "counts": counts, "fake_frames": frames, "fake_frames_without_face": without_face,
             "seconds": seconds, "manifest": "manifest.csv"}

@@ -76,22 +76,6 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb
     return path
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside `path` for writers that need a file name (video encoders, record
-    writers); renamed to `path` when the block ends cleanly, removed when it raises."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text), mode="w")
 

@@ -56,7 +56,7 @@ from dfjax.io import dumps, staged, write_text
 from dfjax.models.conditioning import stack_window, window_indices
 from dfjax.data.reenact_target import load_target, render_all
 from dfjax.training.core import TrainedModel, load_trained, train
-from dfjax.swap import MAX_CRF, check_driven_video, provenance
+from dfjax.swap import MAX_CRF, check_driven_video, check_ranges, provenance
 
 __all__ = ["ReenactOptions", "Reenactor", "demo_reenact", "load_reenactor", "reenact", "self_reenactment"]
 
@@ -75,12 +75,8 @@ class ReenactOptions:
 def check_options(options: ReenactOptions) -> None:
     """A UserError naming the first option of `options` out of its range."""
     check_smoothing(options.smoothing)
-    for value, low, high, name in ((options.crf, 0, MAX_CRF, "--crf"), (options.every_n, 1, None, "--every-n"),
-                                   (options.workers, 0, None, "--workers")):
-        if value < low or (high is not None and value > high):
-            allowed = f"{low} to {high}" if high is not None else f"{low} or more"
-            raise UserError(f"{name} {value} is out of range; give {allowed}"
-                            + (" (H.264's quality scale, lower is better)." if name == "--crf" else "."))
+    check_ranges((options.crf, 0, MAX_CRF, "--crf"), (options.every_n, 1, None, "--every-n"),
+                 (options.workers, 0, None, "--workers"))
 
 
 @dataclass

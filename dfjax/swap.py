@@ -99,8 +99,13 @@ def check_options(options: SwapOptions) -> None:
             raise UserError(f"{name} {value!r} is unknown; choose one of {', '.join(allowed)}.")
     parse_face_detector(options.detector, "--detector")
     check_smoothing(options.smoothing)
-    for value, low, high, name in ((options.crf, 0, MAX_CRF, "--crf"), (options.feather, 0, None, "--feather"),
-                                   (options.every_n, 1, None, "--every-n"), (options.workers, 0, None, "--workers")):
+    check_ranges((options.crf, 0, MAX_CRF, "--crf"), (options.feather, 0, None, "--feather"),
+                 (options.every_n, 1, None, "--every-n"), (options.workers, 0, None, "--workers"))
+
+
+def check_ranges(*checks: tuple[float, float, float | None, str]) -> None:
+    """A UserError for the first (value, low, high or None, option name) whose value is out of range."""
+    for value, low, high, name in checks:
         if value < low or (high is not None and value > high):
             allowed = f"{low} to {high}" if high is not None else f"{low} or more"
             raise UserError(f"{name} {value} is out of range; give {allowed}"

@@ -58,3 +58,16 @@ def panned_video(tmp_path_factory, astronaut) -> Path:
             frame[:, 20 + PAN_PX * i: 20 + PAN_PX * i + 512] = astronaut
             writer.write(frame)
     return path
+
+
+@pytest.fixture(scope="session")
+def frameless_video(tmp_path_factory) -> Path:
+    """An H.264 MP4 with a header and no frame."""
+    import av
+
+    path = tmp_path_factory.mktemp("frameless") / "empty.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        container.start_encoding()
+    return path

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -173,17 +172,13 @@ def test_animate_cli_writes_video_masks_and_sidecar(tmp_path, trained, astronaut
     assert again.exit_code == 2 and "--overwrite" in again.output
 
 
-def test_bad_inputs_exit_2(tmp_path, trained, astronaut_png, panned_video):
+def test_bad_inputs_exit_2(tmp_path, trained, astronaut_png, panned_video, frameless_video):
     swap_like = tmp_path / "swap_run"
     swap_like.mkdir()
     (swap_like / "config.json").write_text(json.dumps({"model": {"arch": "tiny"}}))
     blank = tmp_path / "blank.png"
     media.write_image(blank, np.full((200, 200, 3), 128, np.uint8))
-    empty = tmp_path / "empty.mp4"  # a header and no frame
-    with av.open(str(empty), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        container.start_encoding()
+    empty = frameless_video
     out = tmp_path / "o.mp4"
     cases = {
         "no face in the source": ["--model", str(trained), "--source", str(blank), "--driver", str(panned_video)],

@@ -304,11 +304,11 @@ def test_a_refused_or_failed_run_leaves_the_workdir_usable(tmp_path, tiny_sets):
     from dfjax.training import core
 
     warnings = []
-    original, core._warn = core._warn, warnings.append
+    original, core.warn = core.warn, warnings.append
     try:
         summary = train(tiny_config(tiny_sets, 4), tmp_path)
     finally:
-        core._warn = original
+        core.warn = original
     assert summary["steps_run"] == 3 and warnings and "checkpoint 2" in warnings[0] and "checkpoint 1" in warnings[0]
     steps = [_strict(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]  # step 2's record of the damaged run was dropped and logged again

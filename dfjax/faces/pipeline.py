@@ -53,16 +53,12 @@ class ExtractOptions:
     max_side: int = 640
     min_size: float = 0.0
     blur_threshold: float = 0.0
-    smoothing: str = "one-euro"  # one-euro | kalman | none (dfjax.faces.smooth); True / False: one-euro / none
+    smoothing: str = "one-euro"  # one-euro | kalman | none (dfjax.faces.smooth)
     one_euro_min_cutoff: float = ONE_EURO_DEFAULTS["min_cutoff"]  # Hz: a still face's cutoff (lower: smoother, more lag)
     one_euro_beta: float = ONE_EURO_DEFAULTS["beta"]  # per px/s: how fast the cutoff rises with speed (higher: less lag)
     kalman_process_noise: float = KALMAN_DEFAULTS["process_noise"]  # px/s^2 (higher: follows turns faster)
     kalman_measurement_noise: float = KALMAN_DEFAULTS["measurement_noise"]  # px (higher: smoother)
     workers: int = 0  # 0: every core
-
-    def __post_init__(self):
-        if isinstance(self.smoothing, bool):  # the former on/off flag
-            object.__setattr__(self, "smoothing", "one-euro" if self.smoothing else "none")
 
     def smoothing_params(self) -> dict:
         """The parameters of the chosen filter, for dfjax.faces.smooth.make_smoother."""

@@ -9,7 +9,7 @@ a W-wide image sits at x = 2 i / (W - 1) - 1. `warp(image, grid)` samples biline
 
     kp = model.apply(v, image, method=FOMM.keypoints)          # {"value" (B,K,2), "jacobian" (B,K,2,2)}
     out = model.apply(v, source, kp_source, kp_driving, method=FOMM.animate)
-    # {"prediction", "deformed", "occlusion", "deformation", "mask"}
+    # {"prediction", "occlusion", "deformation", "mask"}
 
 Differences from the paper's code, all for a functional train state: GroupNorm replaces BatchNorm
 (no running statistics to carry; the same at training and inference), and heatmaps of the keypoint
@@ -261,7 +261,7 @@ class DenseMotion(nn.Module):
         mask = nn.Conv(k1, (7, 7), padding="SAME", dtype=self.dtype, name="mask")(features)
         mask = jax.nn.softmax(mask.astype(jnp.float32), axis=-1)
         deformation = jnp.einsum("bhwk,bkhwi->bhwi", mask, motions)
-        out = {"deformation": deformation, "mask": mask, "sparse_deformed": deformed}
+        out = {"deformation": deformation, "mask": mask}
         if self.occlusion:
             occ = nn.Conv(1, (7, 7), padding="SAME", dtype=self.dtype, name="occlusion")(features)
             out["occlusion"] = jax.nn.sigmoid(occ.astype(jnp.float32))
@@ -302,9 +302,8 @@ class OcclusionAwareGenerator(nn.Module):
         for i in range(self.num_down_blocks):
             x = UpBlock(width(self.num_down_blocks - i - 1), self.dtype, name=f"up{i}")(x)
         x = nn.Conv(3, (7, 7), padding="SAME", dtype=self.dtype, name="final")(x)
-        full = jax.image.resize(motion["deformation"], (b, *source.shape[1:3], 2), "bilinear")
         out = {"prediction": jax.nn.sigmoid(x.astype(jnp.float32)), "deformation": motion["deformation"],
-               "mask": motion["mask"], "deformed": warp(source.astype(jnp.float32), full)}
+               "mask": motion["mask"]}
         if occlusion is not None:
             out["occlusion"] = motion["occlusion"]
         return out
@@ -345,8 +344,7 @@ def fomm_from_config(model) -> FOMM:
                  scale=dm.scale, kp_variance=dm.kp_variance, occlusion=gen.occlusion)
     generator = dict(block_expansion=gen.block_expansion, max_features=gen.max_features,
                      num_down_blocks=gen.num_down_blocks, num_bottleneck_blocks=gen.num_bottleneck_blocks,
-                     dense_motion=dense)
-    generator["dense_motion"] = FrozenDict(dense)
+                     dense_motion=FrozenDict(dense))
     return FOMM(FrozenDict(keypoints), FrozenDict(generator), jnp.dtype(model.dtype))
 
 

@@ -32,9 +32,6 @@ class Checkpointer:
             return
         self._manager.save(step, args=ocp.args.StandardSave(state.to_dict()), force=force)
 
-    def all_steps(self) -> list[int]:
-        return sorted(self._manager.all_steps())
-
     def restore(self, abstract_state: TrainState, shardings, step: int | None = None,
                 warn: Callable[[str], None] | None = None) -> TrainState:
         """Restore `step` (default: the latest readable one) with the shapes, dtypes and shardings of

@@ -25,7 +25,7 @@ import ml_collections
 from dfjax import io
 from dfjax.training import parallel
 from dfjax.config import load_saved_config, save_config
-from dfjax.errors import UserError
+from dfjax.errors import UserError, warn
 from dfjax.previews import write_preview
 from dfjax.training.checkpoint import Checkpointer
 from dfjax.training.loop import Hook, MetricsLog, run_loop
@@ -182,7 +182,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, progress=No
         checkpointer = Checkpointer(workdir / "checkpoints", keep=config.log.keep)
         try:
             if checkpointer.latest_step() is not None:
-                state = checkpointer.restore(compiled.abstract, compiled.state_sharding, warn=_warn)
+                state = checkpointer.restore(compiled.abstract, compiled.state_sharding, warn=warn)
             else:
                 state = compiled.init()
             start = int(jax.device_get(state.step))
@@ -212,12 +212,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, *, progress=No
             "preview": str(workdir / "previews" / "latest.png")}
 
 
-def _warn(message: str) -> None:
-    from dfjax.progress import console
-
-    console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
-
-
 # ----------------------------------------------------------------------------- inference
 
 
@@ -242,11 +236,8 @@ def load_trained(workdir: str | Path, kind: str | None = None, use_ema: bool = T
     saved = workdir / "config.json"
     if not saved.exists():
         raise UserError(f"{workdir} is not a dfjax train workdir (no config.json); pass the --workdir of a training run.")
-    try:
-        config = load_saved_config(saved)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{saved} is not a readable config ({exc}); pass the workdir of a finished training run.") \
-            from None
+    config = load_saved_config(saved)  # a damaged file is a UserError there
+    config_hash = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
     found = config.get("trainer", "swap")
     kind = kind or found
     if found != kind:
@@ -266,7 +257,6 @@ def load_trained(workdir: str | Path, kind: str | None = None, use_ema: bool = T
         state = checkpointer.restore(abstract, jax.tree.map(lambda _: device, abstract))
     finally:
         checkpointer.close()
-    text = json.dumps(json.loads(saved.read_text()), sort_keys=True)
     return TrainedModel(trainer.generator, state.ema if use_ema else state.params, trainer.resolution(config), config,
-                        int(state.step), str(workdir), hashlib.sha256(text.encode()).hexdigest()[:16], kind)
+                        int(state.step), str(workdir), config_hash, kind)
 

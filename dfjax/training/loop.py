@@ -9,7 +9,6 @@ final checkpoint. One process (the chief) writes files; every process runs the c
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
@@ -19,6 +18,7 @@ from typing import Any, Callable
 
 import jax
 
+from dfjax import io
 from dfjax.errors import UserError
 from dfjax.training.checkpoint import Checkpointer
 
@@ -75,8 +75,7 @@ class MetricsLog:
         values = {k: float(v) for k, v in jax.device_get(metrics).items()}
         record = {"step": step, **{k: round(v, 6) for k, v in values.items()}}
         if self.file is not None:
-            self.file.write(json.dumps({k: (v if v == v and abs(v) != float("inf") else None)
-                                        for k, v in record.items()}) + "\n")
+            self.file.write(io.dumps(record) + "\n")  # strict JSON: NaN and infinities as null
             self.file.flush()
             for k, v in values.items():
                 self.tb.add_scalar(f"train/{k}", v, step)

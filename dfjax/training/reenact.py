@@ -98,9 +98,6 @@ class ReenactTrainer(Trainer):
     def compile_key(self) -> tuple:
         return (self.target.n_train,)  # training faces are sampled from [0, n_train)
 
-    def batch_size(self) -> int:
-        return self.config.train.batch_per_side
-
     def batch(self, key, data: TargetData) -> dict:
         idx = jax.lax.with_sharding_constraint(
             sample_indices(key, self.target.n_train, self.config.train.batch_per_side), self.batch_sharding)

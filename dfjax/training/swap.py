@@ -55,6 +55,11 @@ class SwapData:
     vgg: Any = None         # the fixed VGG16 parameters of the perceptual loss
 
 
+def listed_identities(config: ml_collections.ConfigDict) -> list[str]:
+    """The face-set folders of `data.identities` (comma-separated), as given."""
+    return [p.strip() for p in str(config.data.get("identities", "") or "").split(",") if p.strip()]
+
+
 def identity_sets(config: ml_collections.ConfigDict) -> dict[str, str]:
     """Identity name -> face-set folder ("" for a synthetic identity), in the model's decoder order.
 
@@ -63,7 +68,7 @@ def identity_sets(config: ml_collections.ConfigDict) -> dict[str, str]:
     """
     from dfjax.data.synthetic import identity_names
 
-    listed = [p.strip() for p in str(config.data.get("identities", "") or "").split(",") if p.strip()]
+    listed = listed_identities(config)
     if listed:
         names = [Path(p).name for p in listed]
         return dict(zip(names, listed))
@@ -149,7 +154,7 @@ class SwapTrainer(Trainer):
         from dfjax.data.synthetic import identity_names
 
         identity_names(int(config.data.get("synth_identities", 2)), "data.synth_identities")  # 2 to 26
-        sets = [p.strip() for p in str(config.data.get("identities", "") or "").split(",") if p.strip()]
+        sets = listed_identities(config)
         names = [Path(p).name for p in sets]
         if sets and len(sets) < 2:
             raise UserError(f"data.identities names {len(sets)} face set; a swap model needs 2 or more.")
