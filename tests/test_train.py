@@ -263,12 +263,13 @@ def test_kill_9_at_a_random_step_and_during_the_render_then_resume(tmp_path, tin
     np.testing.assert_allclose(losses_of(workdir), losses_of(straight), rtol=1e-5)  # the same loss curve
     # killed while rendering the synthetic face sets: the next run renders them again and trains
     synth_run = tmp_path / "synth_run"
-    proc = subprocess.Popen(_cli_train(synth_run, None, "--steps", "2"), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    long_render = ("--set", "data.synth_frames=300")  # 12 frames rendered before the 0.1 s poll could kill
+    proc = subprocess.Popen(_cli_train(synth_run, None, "--steps", "2", *long_render), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _kill_when(proc, lambda: (synth_run / "synth" / "videos").exists())
     assert not (synth_run / "synth" / "synth.json").exists()
-    done = subprocess.run(_cli_train(synth_run, None, "--steps", "2"), cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(_cli_train(synth_run, None, "--steps", "2", *long_render), cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert (synth_run / "synth" / "synth.json").exists() and (synth_run / "checkpoints" / "2").is_dir()
 
