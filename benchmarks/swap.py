@@ -7,11 +7,14 @@ Without --model it trains a throw-away tiny model for a few steps on synthetic f
 not depend on how good the model is, only on its size). One line per stage measured alone, in this
 process, with its CPU milliseconds per frame (process time: every thread of the process counts):
 decode; face finding (the swap's own tracker settings, run in-process as one worker runs them);
-batched inference; colour, mask and paste-back; H.264 encoding. Then the ceiling those costs imply
-for the cores available: cores x 1000 / (sum of the stages' CPU ms), and the slowest serial stage's
-own limit (decode and encode run in one process each; face finding spreads over the workers). Then
-`dfjax swap` end to end for each `--workers` count (0: every core), as frames per second and as a
-fraction of the ceiling.
+batched inference; colour, mask and paste-back; H.264 encoding; FFV1 encoding of the manipulation
+masks (the swap writes them beside the video). Then the ceiling those costs imply for the cores
+available: cores x 1000 / (sum of the stages' CPU ms), and the slowest serial stage's own limit
+(decode and encode run in one process each; face finding spreads over the workers). Then `dfjax
+swap` end to end for each `--workers` count (0: the swap's default, every core but one), as frames
+per second and as a fraction of the ceiling. Last, one line per x264 `--presets` entry: the swapped frames encoded at
+the swap's CRF with that preset, its CPU milliseconds per frame, file size and PSNR against the
+swapped frames themselves (what a `--lossless` swap stores).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
@@ -64,11 +69,27 @@ def find_faces_in_process(video: Path, info, finder: ExtractOptions) -> list:
     return found
 
 
+def psnr(reference: list, frames) -> float:
+    """PSNR in dB over all pixels and channels of `frames` against `reference` (RGB uint8)."""
+    squared, count = 0.0, 0
+    for ref, frame in zip(reference, frames, strict=True):
+        diff = ref.astype(np.int32) - frame
+        squared += float((diff * diff).sum(dtype=np.int64))
+        count += diff.size
+    return 10 * np.log10(255.0 ** 2 / max(squared / count, 1e-12))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("video", nargs="?", default=str(DEFAULT_VIDEO))
     parser.add_argument("--model", default=None)
     parser.add_argument("--workers", default="0", help="comma-separated worker counts for the end-to-end runs")
+    parser.add_argument("--preset", default=SwapOptions.preset, choices=media.X264_PRESETS,
+                        help="x264 preset of the encode stage and the end-to-end runs")
+    parser.add_argument("--encode-threads", type=int, default=SwapOptions.encode_threads,
+                        help="x264 threads of the encode stage and the end-to-end runs (0: x264 chooses)")
+    parser.add_argument("--presets", default="medium,veryfast,ultrafast",
+                        help="comma-separated x264 presets to compare (CPU, size, PSNR); empty: none")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     emit = Reporter()
@@ -110,43 +131,66 @@ def main() -> None:
     (generated, masks), wall, cpu = cpu_timed(lambda: swapper.generate(crops))
     stage("inference", wall, cpu, faces=len(crops))
 
-    def composite():
-        k, outputs = 0, []
+    def composite():  # as Swapper.frames does it: the frame and its manipulation mask
+        k, outputs, frame_masks = 0, [], []
         for (_, frame, faces) in found:
-            out = frame
+            out, frame_mask = frame, np.zeros(frame.shape[:2], np.uint8)
             for crop, _, meta in faces:
-                out, _ = swapper.composite(out, crop, generated[k], masks[k], meta)
+                out, face_mask = swapper.composite(out, crop, generated[k], masks[k], meta)
+                frame_mask = np.maximum(frame_mask, face_mask)
                 k += 1
             outputs.append(out)
-        return outputs
+            frame_masks.append(frame_mask)
+        return outputs, frame_masks
 
-    outputs, wall, cpu = cpu_timed(composite)
+    (outputs, frame_masks), wall, cpu = cpu_timed(composite)
     stage("colour+mask+paste", wall, cpu)
 
     with tempfile.TemporaryDirectory() as tmp:
-        def encode():
-            with media.VideoWriter(Path(tmp) / "enc.mp4", info.fps, info.width, info.height) as writer:
+        def encode(preset: str = args.preset, name: str = "enc.mp4") -> Path:
+            path = Path(tmp) / name
+            with media.VideoWriter(path, info.fps, info.width, info.height, crf=SwapOptions.crf, preset=preset,
+                                   threads=args.encode_threads) as writer:
                 for out in outputs:
                     writer.write(out)
+            return path
 
         _, wall, cpu = cpu_timed(encode)
-        stage("encode", wall, cpu)
+        stage("encode", wall, cpu, preset=args.preset, threads=args.encode_threads)
+
+        def encode_masks():
+            with media.VideoWriter(Path(tmp) / "masks.mkv", info.fps, info.width, info.height, gray=True) as writer:
+                for mask in frame_masks:
+                    writer.write(mask)
+
+        _, wall, cpu = cpu_timed(encode_masks)
+        stage("mask encode", wall, cpu, codec="ffv1")
         total = sum(cpu_ms.values())
         ceiling = cores * 1e3 / total
-        serial = {k: 1e3 / cpu_ms[k] for k in ("decode", "encode")}
+        serial = {"decode": 1e3 / cpu_ms["decode"], "encode": 1e3 / (cpu_ms["encode"] + cpu_ms["mask encode"])}
         emit({"benchmark": "swap", "case": "ceiling", "cores": cores, "cpu_ms_per_frame_total": round(total, 2),
               "ceiling_frames_per_s": round(ceiling, 1),
               "serial_stage_limits_frames_per_s": {k: round(v, 1) for k, v in serial.items()},
               "bound": round(min(ceiling, *serial.values()), 1)})
         for workers in (int(w) for w in args.workers.split(",")):
             t0 = time.perf_counter()
-            summary = swap(video, Path(tmp) / f"end_to_end_{workers}.mp4", model_dir, SwapOptions(workers=workers))
+            summary = swap(video, Path(tmp) / f"end_to_end_{workers}.mp4", model_dir, SwapOptions(workers=workers, preset=args.preset,
+                                                                encode_threads=args.encode_threads))
             seconds = time.perf_counter() - t0
             pipeline_fps = summary["frames_per_second"]  # from the first frame to the last (not loading, compiling)
-            emit({"benchmark": "swap", "case": "end_to_end", "workers": workers or cores, "seconds": round(seconds, 2),
+            face_workers = workers or max(1, (os.cpu_count() or 2) - 1)  # as dfjax.swap.swap_video chooses
+            emit({"benchmark": "swap", "case": "end_to_end", "workers_option": workers, "face_workers": face_workers,
+                  "seconds": round(seconds, 2),
                   "frames_per_s": round(n / seconds, 1), "fraction_of_ceiling": round(n / seconds / ceiling, 2),
                   "pipeline_frames_per_s": pipeline_fps, "pipeline_fraction_of_ceiling": round(pipeline_fps / ceiling, 2),
                   "frames_swapped": summary["frames_swapped"]})
+        for preset in filter(None, args.presets.split(",")):
+            path, wall, cpu = cpu_timed(lambda: encode(preset, f"preset_{preset}.mp4"))
+            emit({"benchmark": "swap", "case": "preset", "preset": preset, "crf": SwapOptions.crf,
+                  "threads": args.encode_threads, "cpu_ms_per_frame": round(1e3 * cpu / n, 2),
+                  "ms_per_frame": round(1e3 * wall / n, 2), "bytes": path.stat().st_size,
+                  "kbit_per_s": round(8e-3 * path.stat().st_size / (n / float(info.fps)), 1),
+                  "psnr_db": round(psnr(outputs, (frame for _, frame in media.iter_frames(path))), 2)})
     if args.out:
         emit.save(args.out)
 

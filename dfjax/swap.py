@@ -68,6 +68,8 @@ class SwapOptions:
     color: str = "reinhard"     # none | reinhard | histogram
     blend: str = "alpha"        # alpha | seamless
     crf: int = 18
+    preset: str = "medium"      # x264's speed preset (media.X264_PRESETS): faster ones cost less CPU, make larger files
+    encode_threads: int = 0     # x264's threads (0: x264 chooses)
     lossless: bool = False
     watermark: bool = False
     every_n: int = 10
@@ -94,13 +96,15 @@ def check_options(options: SwapOptions) -> None:
     for value, allowed, name in ((options.mask, convert.MASK_SOURCES, "--mask"),
                                  (options.color, convert.COLOR_MODES, "--color"),
                                  (options.blend, convert.BLEND_MODES, "--blend"),
-                                 (options.pose, tuple(RETARGETING), "--pose")):
+                                 (options.pose, tuple(RETARGETING), "--pose"),
+                                 (options.preset, media.X264_PRESETS, "--preset")):
         if value not in allowed:
             raise UserError(f"{name} {value!r} is unknown; choose one of {', '.join(allowed)}.")
     parse_face_detector(options.detector, "--detector")
     check_smoothing(options.smoothing)
     check_ranges((options.crf, 0, MAX_CRF, "--crf"), (options.feather, 0, None, "--feather"),
-                 (options.every_n, 1, None, "--every-n"), (options.workers, 0, None, "--workers"))
+                 (options.every_n, 1, None, "--every-n"), (options.workers, 0, None, "--workers"),
+                 (options.encode_threads, 0, None, "--encode-threads"))
 
 
 def check_ranges(*checks: tuple[float, float, float | None, str]) -> None:
@@ -360,8 +364,9 @@ def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=No
     reference = identity_descriptor(identity) if identity else None
     stored = find_alignments(path, alignments) if alignments else None
     with staged([output, masks_path, sidecar_path]) as tmp:
-        with media.VideoWriter(tmp[output], info.fps, info.width, info.height, crf=o.crf, lossless=o.lossless,
-                               metadata=tag, audio_from=path) as writer, \
+        with media.VideoWriter(tmp[output], info.fps, info.width, info.height, crf=o.crf, preset=o.preset,
+                               threads=o.encode_threads, lossless=o.lossless, metadata=tag,
+                               audio_from=path) as writer, \
                 media.VideoWriter(tmp[masks_path], info.fps, info.width, info.height, gray=True,
                                   metadata=tag) as mask_writer, \
                 (contextlib.nullcontext((None, 0)) if stored else face_finders(finder, reference)) as (pool, workers):

@@ -406,8 +406,14 @@ def _(e: Env):
     return _swap(e, "--every-n", "0")
 
 
+@case("swap-encode-threads-negative", '--encode-threads -2')
+def _(e: Env):
+    return _swap(e, "--encode-threads", "-2")
+
+
 for _option, _value in (("--direction", "x2y"), ("--mask", "nose"), ("--color", "sepia"), ("--blend", "smudge"),
-                        ("--pose", "sideways"), ("--detector", "mtcnn")):
+                        ("--pose", "sideways"), ("--detector", "mtcnn"),
+                        ("--preset", "placebo")):
     @case(f"swap-unknown{_option[1:]}", _value)
     def _(e: Env, option=_option, value=_value):
         return _swap(e, option, value)
