@@ -39,9 +39,9 @@ from dfjax.io import dumps, staged, write_text
 from dfjax.models.fomm import FOMM
 from dfjax.swap import MAX_CRF, check_driven_video, check_ranges, provenance
 from dfjax.training.animate import crop_square, stable_crop_box
-from dfjax.training.core import TrainedModel, load_trained
+from dfjax.training.core import TrainedModel, in_padded_batches, load_trained
 
-__all__ = ["AnimateOptions", "animate", "relative_keypoints"]
+__all__ = ["AnimateOptions", "animate", "batched_keypoints", "generate", "relative_keypoints"]
 
 BATCH = 16        # driver frames per jitted call (padded: one compilation)
 FACE_SAMPLES = 8   # driver frames searched for the face that sets the crop
@@ -89,23 +89,37 @@ def _keypoints(model: FOMM, params, images_u8):
     return {"value": kp["value"], "jacobian": kp["jacobian"]}
 
 
-@partial(jax.jit, static_argnums=0)
-def _generate(model: FOMM, params, source_u8, kp_source, kp_driving):
+def _prediction(model: FOMM, params, source_u8, kp_source, kp_driving):
+    """Generated frames in [0, 1] (B, R, R, 3): one source (1, R, R, 3) and its keypoints (1, K, ...)
+    driven by keypoints (B, K, ...)."""
     n = kp_driving["value"].shape[0]
     source = jnp.broadcast_to(source_u8.astype(jnp.float32) / 255.0, (n, *source_u8.shape[1:]))
     kp_source = jax.tree.map(lambda a: jnp.broadcast_to(a, (n, *a.shape[1:])), kp_source)
     out = model.apply({"params": params}, source, kp_source, kp_driving, method=FOMM.animate)
-    return jnp.round(jnp.clip(out["prediction"], 0, 1) * 255).astype(jnp.uint8)
+    return jnp.clip(out["prediction"].astype(jnp.float32), 0, 1)
 
 
-def _batched_keypoints(model: TrainedModel, crops: np.ndarray) -> dict:
-    out = []
-    for start in range(0, len(crops), BATCH):
-        chunk = crops[start:start + BATCH]
-        padded = np.concatenate([chunk, np.repeat(chunk[-1:], BATCH - len(chunk), 0)])
-        kp = _keypoints(model.generator, model.params, jnp.asarray(padded))
-        out.append(jax.tree.map(lambda a, k=len(chunk): np.asarray(a)[:k], kp))
-    return {k: np.concatenate([o[k] for o in out]) for k in out[0]}
+@partial(jax.jit, static_argnums=0)
+def _generate_u8(model: FOMM, params, source_u8, kp_source, kp_driving):
+    return jnp.round(_prediction(model, params, source_u8, kp_source, kp_driving) * 255).astype(jnp.uint8)
+
+
+_generate_float = partial(jax.jit, static_argnums=0)(_prediction)
+
+
+def batched_keypoints(model: TrainedModel, crops: np.ndarray) -> dict:
+    """Keypoints {"value": (N, K, 2), "jacobian": (N, K, 2, 2)} of uint8 crops (N, R, R, 3)."""
+    return in_padded_batches(lambda chunk: _keypoints(model.generator, model.params, jnp.asarray(chunk)), crops,
+                             BATCH)
+
+
+def generate(model: TrainedModel, source_u8: np.ndarray, kp_source: dict, kp_driving: dict,
+             as_float: bool = False) -> np.ndarray:
+    """Frames (N, R, R, 3) of one source crop (1, R, R, 3) with keypoints `kp_source` (computed once)
+    driven by `kp_driving` (N, ...): uint8, or float32 in [0, 1] with `as_float`."""
+    fn = _generate_float if as_float else _generate_u8
+    source, kp_source = jnp.asarray(source_u8), jax.tree.map(jnp.asarray, kp_source)
+    return in_padded_batches(lambda kp: fn(model.generator, model.params, source, kp_source, kp), kp_driving, BATCH)
 
 
 # ----------------------------------------------------------------------------- faces and crops
@@ -204,8 +218,8 @@ def animate(model_dir: str | Path, source: str | Path, driver: str | Path, outpu
 
     started = time.perf_counter()
     source_u8 = crop_square(image, box, res)[None]
-    kp_source = _batched_keypoints(model, source_u8)
-    kp_driving = _batched_keypoints(model, crops)
+    kp_source = batched_keypoints(model, source_u8)
+    kp_driving = batched_keypoints(model, crops)
     if options.mode == "relative":
         initial = {k: v[:1] for k, v in kp_driving.items()}
         kp_driving = jax.tree.map(np.asarray, relative_keypoints(kp_source, kp_driving, initial, options.adapt_scale))
@@ -227,9 +241,8 @@ def animate(model_dir: str | Path, source: str | Path, driver: str | Path, outpu
                 media.VideoWriter(tmp[masks_path], info.fps, width, height, gray=True, metadata=tag) as mask_writer:
             for start in range(0, len(crops), BATCH):
                 stop = min(start + BATCH, len(crops))
-                kp = {k: np.concatenate([v[start:stop], np.repeat(v[stop - 1:stop], BATCH - (stop - start), 0)])
-                      for k, v in kp_driving.items()}
-                faces = np.asarray(_generate(model.generator, model.params, jnp.asarray(source_u8), kp_source, kp))
+                kp = {k: v[start:stop] for k, v in kp_driving.items()}
+                faces = generate(model, source_u8, kp_source, kp)
                 for k, index in enumerate(range(start, stop)):
                     frame, mask = convert.paste_back(image, faces[k], blend, matrix)
                     writer.write(frame)

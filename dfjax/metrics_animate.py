@@ -21,51 +21,29 @@ The same three are reported for the copy-the-source baseline: the first frame sh
 from __future__ import annotations
 
 import time
-from functools import partial
 from pathlib import Path
 
 import cv2
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dfjax import media
-from dfjax.animate import face_and_box
+from dfjax.animate import batched_keypoints, face_and_box, generate
 from dfjax.errors import UserError
 
 __all__ = ["evaluate_animate", "table_rows", "METHODS", "FACE_SIZE"]
 
 FACE_SIZE = 256   # AKD is measured at this crop size, as in the paper
-BATCH = 16        # driving frames per jitted call (padded: one compilation)
 METHODS = {"fomm": "FOMM (reconstruction)", "copy_source": "copy source (baseline)"}
 PAPER_VOX = {"l1": 0.043, "akd": 1.294, "aed": 0.140}  # the paper's full model on VoxCeleb (AED with OpenFace)
 AED_NOTE = ("AED: dlib's 128-d face descriptor (face_recognition_models), the offline stand-in for OpenFace; "
             "dlib's scale, not the paper's")
 
 
-@partial(jax.jit, static_argnums=0)
-def _reconstruct(model, params, source_u8, driving_u8):
-    """Predictions in [0, 1] (B, R, R, 3) of `driving_u8` (B, ...) from one source (1, R, R, 3), absolute
-    keypoints."""
-    from dfjax.models.fomm import FOMM
-
-    driving = driving_u8.astype(jnp.float32) / 255.0
-    source = jnp.broadcast_to(source_u8.astype(jnp.float32) / 255.0, driving.shape)
-    kp_source = model.apply({"params": params}, source, method=FOMM.keypoints)
-    kp_driving = model.apply({"params": params}, driving, method=FOMM.keypoints)
-    out = model.apply({"params": params}, source, kp_source, kp_driving, method=FOMM.animate)
-    return jnp.clip(out["prediction"].astype(jnp.float32), 0, 1)
-
-
 def reconstruct(model, crops: np.ndarray) -> np.ndarray:
-    """float32 (F, R, R, 3) in [0, 1]: every crop regenerated from the first."""
-    out = []
-    for start in range(0, len(crops), BATCH):
-        chunk = crops[start:start + BATCH]
-        padded = np.concatenate([chunk, np.repeat(chunk[-1:], BATCH - len(chunk), 0)])
-        out.append(np.asarray(_reconstruct(model.generator, model.params, jnp.asarray(crops[:1]),
-                                           jnp.asarray(padded)))[:len(chunk)])
-    return np.concatenate(out)
+    """float32 (F, R, R, 3) in [0, 1]: every crop regenerated from the first (absolute keypoints; the
+    source's keypoints computed once)."""
+    kp_source = batched_keypoints(model, crops[:1])
+    return generate(model, crops[:1], kp_source, batched_keypoints(model, crops), as_float=True)
 
 
 # ----------------------------------------------------------------------------- crops and faces

@@ -55,7 +55,7 @@ from dfjax.faces.retarget import Controls, Reference, controls_from_meta, refere
 from dfjax.io import dumps, staged, write_text
 from dfjax.models.conditioning import stack_window, window_indices
 from dfjax.data.reenact_target import load_target, render_all
-from dfjax.training.core import TrainedModel, load_trained, train
+from dfjax.training.core import TrainedModel, in_padded_batches, load_trained, train
 from dfjax.swap import MAX_CRF, check_driven_video, check_ranges, provenance
 
 __all__ = ["ReenactOptions", "Reenactor", "demo_reenact", "load_reenactor", "reenact", "self_reenactment"]
@@ -105,14 +105,9 @@ class Reenactor:
 
     def faces_from_maps(self, maps: np.ndarray, windows: np.ndarray) -> np.ndarray:
         """uint8 faces (B, R, R, 3) for uint8 maps (N, R, R, C_MAPS) and the windows (B, window) into them."""
-        out = []
-        for start in range(0, len(windows), BATCH):
-            chunk = windows[start:start + BATCH]
-            padded = np.concatenate([chunk, np.repeat(chunk[-1:], BATCH - len(chunk), 0)])
-            faces = _infer(self.model.generator, self.model.params, jnp.asarray(maps[padded]),
-                           self.model.config.model.cond_window)
-            out.append(np.asarray(faces)[: len(chunk)])
-        return np.concatenate(out)
+        model = self.model
+        return in_padded_batches(lambda chunk: _infer(model.generator, model.params, jnp.asarray(maps[chunk]),
+                                                      model.config.model.cond_window), windows, BATCH)
 
     def composite(self, face: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The reference frame with a generated face (crop landmarks `landmarks`) pasted in; and its mask."""

@@ -229,6 +229,24 @@ class TrainedModel:
     trainer: str
 
 
+def in_padded_batches(fn, inputs, batch: int):
+    """fn applied to `inputs` (an array or a pytree of arrays sharing the leading axis N) in chunks of
+    `batch`, the last one padded by repeating its last row (so a jitted fn compiles once), and the
+    outputs (a pytree of arrays with leading axis `batch`) concatenated back to N as NumPy arrays."""
+    import numpy as np
+
+    n = len(jax.tree.leaves(inputs)[0])
+    if n == 0:
+        raise ValueError("in_padded_batches needs at least one row")
+    out = []
+    for start in range(0, n, batch):
+        k = min(batch, n - start)
+        chunk = jax.tree.map(lambda a: np.concatenate([a[start:start + k], np.repeat(a[start + k - 1:start + k],
+                                                                                       batch - k, 0)]), inputs)
+        out.append(jax.tree.map(lambda a: np.asarray(a)[:k], fn(chunk)))
+    return jax.tree.map(lambda *parts: np.concatenate(parts), *out)
+
+
 def load_trained(workdir: str | Path, kind: str | None = None, use_ema: bool = True) -> TrainedModel:
     """The generator of the latest checkpoint of a `dfjax train` workdir (of trainer `kind`, when
     given), on the default device; a workdir of another kind, or without a checkpoint, is a UserError."""
