@@ -16,6 +16,16 @@ resolution.
   dlib's scale (under 0.6 is the same person) and not directly comparable with the paper's 0.140.
 
 The same three are reported for the copy-the-source baseline: the first frame shown for every frame.
+
+With a reenactor (`reenactor=`, a `dfjax train --config configs/reenact.py` workdir trained on the person
+of the videos) a third row, the DVP reenactor: its faces are found in every frame by the face pipeline as
+`dfjax reenact` finds a driver's (dlib landmarks, head pose, gaze, blinks), each frame's own controls (not
+retargeted: the same person) are rendered to conditioning maps and turned into that frame's face by the
+reenactor, and each face is pasted with reenact's blend mask into the video's FIRST frame, the one picture
+the other two rows see too, at that frame's own face position (`dfjax reenact` itself pastes into its
+target's reference frame and drops in-plane head motion; here the head's place is kept so the stable crop
+lines up). A frame without a face found shows the first frame unchanged. Its crops are then scored as
+above.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from dfjax.errors import UserError
 __all__ = ["evaluate_animate", "table_rows", "METHODS", "FACE_SIZE"]
 
 FACE_SIZE = 256   # AKD is measured at this crop size, as in the paper
-METHODS = {"fomm": "FOMM (reconstruction)", "copy_source": "copy source (baseline)"}
+METHODS = {"fomm": "FOMM (reconstruction)", "copy_source": "copy source (baseline)", "dvp_reenactor": "DVP reenactor"}
 PAPER_VOX = {"l1": 0.043, "akd": 1.294, "aed": 0.140}  # the paper's full model on VoxCeleb (AED with OpenFace)
 AED_NOTE = ("AED: dlib's 128-d face descriptor (face_recognition_models), the offline stand-in for OpenFace; "
             "dlib's scale, not the paper's")
@@ -44,6 +54,32 @@ def reconstruct(model, crops: np.ndarray) -> np.ndarray:
     source's keypoints computed once)."""
     kp_source = batched_keypoints(model, crops[:1])
     return generate(model, crops[:1], kp_source, batched_keypoints(model, crops), as_float=True)
+
+
+def reenacted_crops(reenactor, path: Path, count: int, box: np.ndarray, res: int, progress=None
+                    ) -> tuple[np.ndarray, int]:
+    """(uint8 crops (count, res, res, 3) at `box`, frames with a face found) of the DVP row (see the module
+    doc): each of the first `count` frames re-rendered by the reenactor from its own controls and pasted
+    into the first frame."""
+    from dfjax.faces.retarget import controls_from_meta
+    from dfjax.reenact import ReenactOptions, find_driver_faces
+    from dfjax.training.animate import crop_square
+
+    metas = find_driver_faces(reenactor, path, media.probe(path), ReenactOptions(), progress)[:count]
+    first = next(frame for _, frame in media.iter_frames(path, 0, 1))
+    found = [i for i, m in enumerate(metas) if m is not None]
+    still = crop_square(first, box, res)
+    crops = np.repeat(still[None], count, 0)
+    if not found:
+        return crops, 0
+    controls = controls_from_meta([metas[i] for i in found])
+    faces = reenactor.generate(controls, np.asarray(found))
+    first_landmarks = None if metas[0] is None else np.asarray(metas[0]["landmarks"], np.float64).reshape(68, 2)
+    for k, index in enumerate(found):
+        frame, _ = reenactor.composite(faces[k], controls.landmarks[k], first, metas[index]["matrix"],
+                                       first_landmarks)
+        crops[index] = crop_square(frame, box, res)
+    return crops, len(found)
 
 
 # ----------------------------------------------------------------------------- crops and faces
@@ -109,9 +145,11 @@ def _summary(per_frame: dict[str, list[float]]) -> dict:
 
 
 def evaluate_animate(model_dir: str | Path, videos: list[str | Path], *, max_frames: int | None = None,
-                     progress=None) -> dict:
+                     reenactor: str | Path | None = None, progress=None) -> dict:
     """The reconstruction report of the motion model in `model_dir` on `videos` (see the module doc):
-    per method pooled over every frame of every video, per video, and per frame."""
+    per method pooled over every frame of every video, per video, and per frame.
+
+    reenactor: the workdir of a reenactor trained on the person of the videos, for the DVP row."""
     from dfjax.faces.detect import FaceDetector
     from dfjax.faces.identity import FaceEncoder
     from dfjax.faces.landmarks import LandmarkPredictor
@@ -126,28 +164,40 @@ def evaluate_animate(model_dir: str | Path, videos: list[str | Path], *, max_fra
         if not path.is_file() or not media.is_video(path):
             raise UserError(f"{path} is not a video file; pass held-out videos (.mp4, .mkv, ...) of a face.")
     model = load_trained(model_dir, "animate")
+    dvp = None
+    if reenactor is not None:
+        from dfjax.reenact import load_reenactor
+
+        dvp = load_reenactor(reenactor)  # a workdir of another kind: refused here, before any video is read
+    methods = [m for m in METHODS if dvp is not None or m != "dvp_reenactor"]
     res, scale = model.resolution, float(model.config.data.crop_scale)
     detector, predictor, encoder = FaceDetector(), LandmarkPredictor(), FaceEncoder()
 
     started = time.perf_counter()
-    report_videos, pooled = [], {m: {"l1": [], "akd": [], "aed": []} for m in METHODS}
+    report_videos, pooled = [], {m: {"l1": [], "akd": [], "aed": []} for m in methods}
     for path in paths:
         crops, box, faceless = video_crops(path, scale, res, detector, predictor, max_frames, progress)
         generated = reconstruct(model, crops)
         real = crops.astype(np.float32) / 255.0
         per_frame = {"fomm": {"l1": np.abs(generated - real).mean(axis=(1, 2, 3)).tolist()},
                      "copy_source": {"l1": np.abs(real[:1] - real).mean(axis=(1, 2, 3)).tolist()}}
+        outputs = {"fomm": np.round(generated * 255).astype(np.uint8)}
+        extra = {}
+        if dvp is not None:
+            outputs["dvp_reenactor"], extra["dvp_frames_with_face"] = reenacted_crops(dvp, path, len(crops), box,
+                                                                                    res, progress)
+            per_frame["dvp_reenactor"] = {
+                "l1": np.abs(outputs["dvp_reenactor"].astype(np.float32) / 255.0 - real).mean(axis=(1, 2, 3)).tolist()}
         for m in per_frame:
             per_frame[m].update(akd=[], aed=[])
-        generated_u8 = np.round(generated * 255).astype(np.uint8)
         task = progress.add_task(f"scoring {path.name}", total=len(crops)) if progress else None
         source_faces = None
         for index in range(len(crops)):
             real_faces = face_measures(crops[index], detector, predictor, encoder)
             if index == 0:
                 source_faces = real_faces
-            for method, faces in (("fomm", face_measures(generated_u8[index], detector, predictor, encoder)),
-                                  ("copy_source", source_faces)):
+            measured = {m: face_measures(out[index], detector, predictor, encoder) for m, out in outputs.items()}
+            for method, faces in (*measured.items(), ("copy_source", source_faces)):
                 akd, aed = _pair(faces, real_faces)
                 per_frame[method]["akd"].append(akd)
                 per_frame[method]["aed"].append(aed)
@@ -157,13 +207,20 @@ def evaluate_animate(model_dir: str | Path, videos: list[str | Path], *, max_fra
             for key, series in values.items():
                 pooled[method][key].extend(series)
         report_videos.append({"video": str(path), "frames": len(crops), "crop": box.tolist(),
-                              "frames_without_face_in_crop_search": faceless,
+                              "frames_without_face_in_crop_search": faceless, **extra,
                               "methods": {m: _summary(v) for m, v in per_frame.items()}, "per_frame": per_frame})
     seconds = time.perf_counter() - started
     return {"protocol": "video reconstruction (FOMM paper 4.2): source = the first frame, every frame of the same "
                         "video drives it with absolute keypoints; stable training crop per video",
             "model": {"workdir": str(model.workdir), "step": model.step, "config_hash": model.config_hash,
                       "resolution": res, "crop_scale": scale},
+            **({"reenactor": {"workdir": str(dvp.model.workdir), "step": dvp.model.step,
+                              "config_hash": dvp.model.config_hash, "resolution": dvp.res,
+                              "target": dvp.info.get("faceset"),
+                              "protocol": "each frame's own controls (face pipeline, not retargeted) -> the "
+                                          "reenactor's face, pasted into the first frame at that frame's face "
+                                          "position; frames without a face show the first frame"}}
+               if dvp is not None else {}),
             "units": {"l1": f"mean |generated - real| in [0, 1] at {res} px",
                       "akd": f"mean distance of dlib's 68 landmarks, pixels at {FACE_SIZE} px",
                       "aed": "mean euclidean distance of dlib's 128-d face descriptors (the offline stand-in for "
@@ -180,4 +237,4 @@ def table_rows(report: dict) -> list[tuple[str, ...]]:
 
     return [(label, number(m["l1"], 4), number(m["akd"], 2), number(m["aed"], 3),
              f"{m['face_frames']}/{m['frames']}")
-            for key, label in METHODS.items() for m in [report["methods"][key]]]
+            for key, label in METHODS.items() if key in report["methods"] for m in [report["methods"][key]]]

@@ -109,13 +109,22 @@ class Reenactor:
         return in_padded_batches(lambda chunk: _infer(model.generator, model.params, jnp.asarray(maps[chunk]),
                                                       model.config.model.cond_window), windows, BATCH)
 
-    def composite(self, face: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The reference frame with a generated face (crop landmarks `landmarks`) pasted in; and its mask."""
+    def composite(self, face: np.ndarray, landmarks: np.ndarray, frame: np.ndarray | None = None,
+                  matrix: np.ndarray | None = None, frame_landmarks: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """The reference frame with a generated face (crop landmarks `landmarks`) pasted in; and its mask.
+
+        frame, matrix, frame_landmarks: paste into another still `frame` instead, at `matrix` (frame -> crop at
+        the model's resolution), covering that frame's own face (its 68 landmarks in frame pixels, or None)."""
         size = self.res
-        own = transform_points(self.info["frame_landmarks"], self.matrix)
-        mask = np.maximum(landmark_mask(landmarks, size, size, "extended"), landmark_mask(own, size, size, "extended"))
+        if frame is None:
+            frame, matrix, frame_landmarks = self.frame, self.matrix, self.info["frame_landmarks"]
+        mask = landmark_mask(landmarks, size, size, "extended")
+        if frame_landmarks is not None:
+            own = transform_points(frame_landmarks, matrix)
+            mask = np.maximum(mask, landmark_mask(own, size, size, "extended"))
         mask = convert.refine_mask(mask.astype(np.float32) / 255.0, 0, max(1, size // 32))
-        return convert.paste_back(self.frame, face, mask, self.matrix)
+        return convert.paste_back(frame, face, mask, np.asarray(matrix, np.float64))
 
 
 @partial(jax.jit, static_argnums=(0, 3))
@@ -143,7 +152,7 @@ def load_reenactor(workdir: str | Path) -> Reenactor:
 # ----------------------------------------------------------------------------- driving with a video
 
 
-def _driver_faces(reenactor: Reenactor, driver: Path, info: media.VideoInfo, options: ReenactOptions,
+def find_driver_faces(reenactor: Reenactor, driver: Path, info: media.VideoInfo, options: ReenactOptions,
                   progress=None) -> list[dict | None]:
     """The extraction record of the face in every driver frame (None where there is none)."""
     from dfjax.faces.pipeline import ExtractOptions, face_finders, video_faces
@@ -205,7 +214,7 @@ def reenact(model_dir: str | Path, driver: str | Path, output: str | Path, optio
     if driver_faces is not None:
         metas = _stored_driver_faces(reenactor, driver, Path(driver_faces), info.frames)
     else:
-        metas = _driver_faces(reenactor, driver, info, options, progress)
+        metas = find_driver_faces(reenactor, driver, info, options, progress)
     found = [i for i, m in enumerate(metas) if m is not None]
     if not found:
         raise UserError(f"no face was found in any frame of {driver}; drive with a video that shows a face "

@@ -1,5 +1,5 @@
 """`dfjax evaluate-animate`: video reconstruction scores (L1, AKD, AED) of a tiny motion model beside the
-copy-the-source baseline, and its refusals."""
+copy-the-source baseline and a DVP reenactor, and its refusals."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dfjax.cli import app
 from dfjax.data.synthetic import synthesize
 from dfjax.training.core import train
 from tests.test_animate import tiny_config
+from tests.test_reenact import tiny_config as reenactor_config
 
 runner = CliRunner()
 STEPS = 3
@@ -31,6 +32,14 @@ def synth(tmp_path_factory) -> Path:
 def trained(tmp_path_factory, synth) -> Path:
     workdir = tmp_path_factory.mktemp("fomm_eval")
     assert train(tiny_config(synth, STEPS), workdir)["step"] == STEPS
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def reenactor(tmp_path_factory, synth) -> Path:
+    """A tiny reenactor of synthetic person a (2 steps: the row's machinery, not its quality, is tested)."""
+    workdir = tmp_path_factory.mktemp("reenactor_eval")
+    assert train(reenactor_config(synth / "facesets" / "a", 2, **{"data.holdout": 0.0}), workdir)["step"] == 2
     return workdir
 
 
@@ -78,3 +87,30 @@ def test_bad_inputs_exit_2(tmp_path, trained, frameless_video):
         assert result.exit_code == 2, (name, result.output)
         assert "error:" in result.output and "Traceback" not in result.output, name
         assert not (tmp_path / "r.json").exists(), name
+
+
+def test_dvp_reenactor_row(tmp_path, trained, reenactor, panned_video):
+    out = tmp_path / "report.json"
+    result = runner.invoke(app, ["evaluate-animate", "--model", str(trained), str(panned_video), "--reenactor",
+                                 str(reenactor), "--max-frames", str(FRAMES), "-o", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "DVP reenactor" in result.output
+    report = json.loads(out.read_text())
+    assert report["reenactor"]["workdir"] == str(reenactor) and report["reenactor"]["step"] == 2
+    video = report["videos"][0]
+    assert video["dvp_frames_with_face"] == FRAMES  # the astronaut is found in every frame
+    dvp, copy = report["methods"]["dvp_reenactor"], report["methods"]["copy_source"]
+    assert dvp["frames"] == FRAMES and dvp["face_frames"] + dvp["no_face"] == FRAMES
+    l1 = video["per_frame"]["dvp_reenactor"]["l1"]
+    assert len(l1) == FRAMES and all(0 < v < 1 for v in l1)
+    assert l1[0] > 0  # frame 0 too is re-rendered (the copy baseline's is exact)
+    assert np.isfinite(copy["l1"]) and copy["frames"] == FRAMES
+
+
+def test_reenactor_of_the_wrong_kind_exits_2(tmp_path, trained, panned_video):
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["evaluate-animate", "--model", str(trained), str(panned_video), "--reenactor",
+                                 str(trained), "-o", str(out), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and "not a reenactor" in result.output and "Traceback" not in result.output
+    assert not out.exists()
