@@ -69,6 +69,44 @@ def find_faces_in_process(video: Path, info, finder: ExtractOptions) -> list:
     return found
 
 
+def handoff(frames: list, via: str, depth: int = 2) -> tuple[float, float]:
+    """(wall, CPU seconds of this process) to hand a video's already decoded frames, in the face
+    workers' stretches (warm-up frames included), to one worker process and have each unit back:
+    `via` "pipe" pickles the frames into the task, as before; "shared memory" copies them into a
+    FrameRing slot and sends its SlotRef, as `video_faces` does now. The worker does nothing with them
+    (`len` of the task), so this is the hand-off alone, as the sender pays it."""
+    import multiprocessing as mp
+    from collections import deque
+
+    from dfjax.faces import pipeline
+
+    stretches, start = [], 0
+    while start < len(frames):
+        warm = frames[max(0, start - pipeline.WARMUP_FRAMES):start]
+        stretches.append(warm + frames[start:start + pipeline.STRETCH])
+        start += pipeline.STRETCH
+    with mp.get_context("forkserver").Pool(1) as pool:
+        pool.apply(len, ((),))  # started before the timing
+        ring = pipeline.FrameRing(depth + 1, frames[0].nbytes) if via == "shared memory" else None
+        try:
+            def run():
+                pending: deque = deque()
+                for stretch in stretches:
+                    payload = ring.put(stretch) if ring else stretch
+                    pending.append((payload, pool.apply_async(len, (("video", ("v", 0, payload, 0, 25.0)),))))
+                    while len(pending) >= depth or (pending and stretch is stretches[-1]):
+                        payload, future = pending.popleft()
+                        future.get()
+                        if ring:
+                            ring.release(payload)
+
+            _, wall, cpu = cpu_timed(run)
+        finally:
+            if ring:
+                ring.close()
+    return wall, cpu
+
+
 def psnr(reference: list, frames) -> float:
     """PSNR in dB over all pixels and channels of `frames` against `reference` (RGB uint8)."""
     squared, count = 0.0, 0
@@ -114,6 +152,11 @@ def main() -> None:
 
     frames, wall, cpu = cpu_timed(lambda: [frame for _, frame in media.iter_frames(video)])
     stage("decode", wall, cpu)
+
+    for via in ("pipe", "shared memory"):  # what moving a frame to a face worker costs, before and after
+        wall, cpu = handoff(frames, via)
+        emit({"benchmark": "swap", "case": "handoff", "via": via, "cpu_ms_per_frame": round(1e3 * cpu / n, 2),
+              "ms_per_frame": round(1e3 * wall / n, 2), "note": "sender's CPU; not in the ceiling's stages"})
 
     face_type, coverage = crop_settings(model)
     finder = ExtractOptions(size=model.resolution, face_type=face_type, coverage=coverage)

@@ -17,7 +17,7 @@ from dfjax import media
 from dfjax.data.faceset import FaceSetWriter
 from dfjax.errors import UserError
 from dfjax.faces.pipeline import (ExtractOptions, check_options, collect_inputs, face_finders, identity_descriptor,
-                                  results_in_order, work_units)
+                                  largest_frame_bytes, results_in_order, work_units)
 from dfjax.faces.track import NO_FACE
 from dfjax.io import check_writable
 
@@ -38,8 +38,10 @@ def extract(inputs: list[str | Path], output: str | Path, options: ExtractOption
     with FaceSetWriter(output, options.size, face_type=options.face_type, coverage=options.coverage,
                        mask_kind=options.mask_kind, overwrite=overwrite,
                        extra={"extract_options": asdict(options)}) as writer:
-        with face_finders(options, reference) as (pool, workers):
-            for _, result in results_in_order(pool, work_units(videos, images, infos), depth=2 * workers):
+        with face_finders(options, reference) as (finders, workers):
+            ring = finders.ring(largest_frame_bytes(infos)) if videos else None  # frames go through shared memory
+            units = work_units(videos, images, infos, ring)
+            for _, result in results_in_order(finders, units, depth=2 * workers, ring=ring):
                 for _, crop, mask, meta in result.faces:
                     writer.add(crop, mask, meta)
                 if result.source in infos:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -162,3 +163,40 @@ def test_faceset_json_records_the_options(tmp_path, astronaut_png):
     extract([astronaut_png], tmp_path / "fs", ExtractOptions(size=80, face_type="whole_face", workers=1))
     info = json.loads((tmp_path / "fs" / "faceset.json").read_text())
     assert info["size"] == 80 and info["face_type"] == "whole_face" and info["count"] == 1
+
+
+def _segments() -> set[str]:
+    return {p.name for p in Path("/dev/shm").glob("psm_*")}
+
+
+def _noise_video(path: Path, frames: int = 300) -> Path:
+    rng = np.random.default_rng(0)
+    with media.VideoWriter(path, 25, 64, 48, crf=30) as writer:
+        for _ in range(frames):
+            writer.write(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    return path
+
+
+def test_frames_reach_the_workers_through_shared_memory_that_is_unlinked(tmp_path):
+    """More stretches than the ring has slots: every frame comes back as decoded, in order, and the
+    slots are gone afterwards, also when the consumer fails half-way."""
+    from dfjax.faces.pipeline import face_finders, video_faces
+
+    video = _noise_video(tmp_path / "noise.mp4")
+    info = media.probe(video)
+    decoded = [frame for _, frame in media.iter_frames(video)]
+    before = _segments()
+    with face_finders(ExtractOptions(size=64, workers=1), None) as (finders, workers):
+        seen = [(index, frame) for index, frame, _ in video_faces(finders, workers, video, info)]
+        assert not _segments() - before  # unlinked as soon as the video is done
+    assert [index for index, _ in seen] == list(range(300))
+    assert all(np.array_equal(a, b) for (_, a), b in zip(seen, decoded))
+
+    during: set[str] = set()
+    with pytest.raises(RuntimeError, match="consumer failed"):
+        with face_finders(ExtractOptions(size=64, workers=1), None) as (finders, workers):
+            for index, _, _ in video_faces(finders, workers, video, info):
+                if index == 60:
+                    during = _segments() - before
+                    raise RuntimeError("consumer failed")
+    assert during and not during & _segments()

@@ -6,18 +6,24 @@ gaze, blinks, blur). Here it is once. A pool of worker processes (`face_finders`
 decoded frames; each stretch carries a few frames from before its start so that detection, tracking
 and smoothing are already settled at its first recorded frame, and results come back in input order
 (`video_faces`, `results_in_order`), so the main process overlaps decoding and its own work with the
-workers'. Stills go through `image_face_finder`, which detects upsampled on every image.
+workers'. The frames travel through shared memory (`FrameRing`): the main process copies a stretch
+into a free slot and the worker is sent only the slot's name and the frames' shape, not 2.7 MB per
+720p frame through a pipe. Stills go through `image_face_finder`, which detects upsampled on every
+image.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import queue
+import threading
 from collections import Counter, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing import shared_memory
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
@@ -193,8 +199,23 @@ def _record(result: UnitResult, index: int, frame: np.ndarray, face: TrackedFace
         result.dropped[BLURRY] += 1
 
 
-def _video_unit(args: tuple[str, int, list[np.ndarray], int, float]) -> UnitResult:
+def _slot_frames(ref: "SlotRef") -> np.ndarray:
+    """The frames a unit's slot holds, read in place (each slot is mapped once per worker)."""
+    slots: dict = _worker.setdefault("slots", {})
+    if ref.name not in slots:
+        while len(slots) >= 64:  # slots of rings since closed (no view of them is left here)
+            try:
+                slots.pop(next(iter(slots))).close()
+            except BufferError:
+                pass
+        slots[ref.name] = shared_memory.SharedMemory(ref.name)
+    return np.ndarray(ref.shape, np.uint8, buffer=slots[ref.name].buf)
+
+
+def _video_unit(args: tuple[str, int, "list[np.ndarray] | SlotRef", int, float]) -> UnitResult:
     path, start, frames, warmup, fps = args
+    if isinstance(frames, SlotRef):
+        frames = _slot_frames(frames)
     options: ExtractOptions = _worker["options"]
     tracker = FaceTracker(_worker["detector"], _worker["predictor"], every_n=options.every_n,
                           min_size=options.min_size, identity=_worker["identity"], encoder=_worker["encoder"],
@@ -223,14 +244,117 @@ def _run_unit(unit: tuple) -> UnitResult:
     return _video_unit(args) if kind == "video" else _image_unit(args)
 
 
+# ----------------------------------------------------------------------------- shared frames
+
+class SlotRef(NamedTuple):
+    """Where a unit's frames lie: the shared-memory slot's name, its index in the ring, their shape."""
+
+    name: str
+    slot: int
+    shape: tuple
+
+
+class RingClosed(Exception):
+    """Raised in a producer waiting for a free slot of a ring that is being closed."""
+
+
+class FrameRing:
+    """Slots of shared memory, each big enough for one unit's frames (warm-up and stretch), through
+    which the main process hands frames to the face workers instead of pickling them through a pipe.
+
+    `put` copies frames into a free slot (waiting while none is free: the ring bounds how far decoding
+    runs ahead) and returns the `SlotRef` to send; `frames` reads them back in the main process;
+    `release` frees the slot once its unit's result is in and its frames are no longer read.
+    `close` unlinks every segment (and wakes a producer still waiting); `face_finders` calls it on
+    the way out, error or Ctrl-C included.
+    """
+
+    def __init__(self, slots: int, frame_bytes: int, frames_per_slot: int = WARMUP_FRAMES + STRETCH):
+        self.slot_bytes = max(1, frame_bytes * frames_per_slot)
+        self._segments: list[shared_memory.SharedMemory] = []
+        self._free: queue.Queue = queue.Queue()
+        self._closed = threading.Event()
+        try:
+            for slot in range(slots):
+                self._segments.append(shared_memory.SharedMemory(create=True, size=self.slot_bytes))
+                self._free.put(slot)
+        except BaseException:
+            self.close()
+            raise
+
+    def put(self, frames: list[np.ndarray]) -> SlotRef:
+        shape = (len(frames), *frames[0].shape)
+        if int(np.prod(shape)) > self.slot_bytes:
+            raise ValueError(f"{shape} frames do not fit a slot of {self.slot_bytes} bytes")
+        while True:
+            if self._closed.is_set():
+                raise RingClosed
+            try:
+                slot = self._free.get(timeout=0.1)
+                break
+            except queue.Empty:
+                continue
+        view = np.ndarray(shape, np.uint8, buffer=self._segments[slot].buf)
+        for k, frame in enumerate(frames):
+            view[k] = frame
+        return SlotRef(self._segments[slot].name, slot, shape)
+
+    def frames(self, ref: SlotRef) -> np.ndarray:
+        return np.ndarray(ref.shape, np.uint8, buffer=self._segments[ref.slot].buf)
+
+    def release(self, ref: SlotRef) -> None:
+        self._free.put(ref.slot)
+
+    def close(self) -> None:
+        self._closed.set()
+        for segment in self._segments:
+            try:
+                segment.unlink()
+            except FileNotFoundError:
+                pass
+            try:
+                segment.close()
+            except BufferError:  # a view still refers to it (an error on the way): the mapping goes with the process
+                pass
+        self._segments = []
+
+
+class FaceFinders:
+    """The face workers' pool (`apply_async` as multiprocessing.Pool's) and the frame rings it hands
+    frames through, which it unlinks when `face_finders` ends."""
+
+    def __init__(self, pool, workers: int):
+        self.pool, self.workers = pool, workers
+        self._rings: list[FrameRing] = []
+
+    def apply_async(self, *args, **kwargs):
+        return self.pool.apply_async(*args, **kwargs)
+
+    def ring(self, frame_bytes: int) -> FrameRing:
+        """A ring for frames of up to `frame_bytes` each, with a slot for every unit in flight
+        (`2 x workers`), the one being read back and the ones decoded ahead."""
+        ring = FrameRing(2 * self.workers + 3, frame_bytes)
+        self._rings.append(ring)
+        return ring
+
+    def close(self) -> None:
+        while self._rings:
+            self._rings.pop().close()
+
+
 # ----------------------------------------------------------------------------- driving the pool
 
-def work_units(videos: list[Path], images: list[Path], infos: dict[str, media.VideoInfo]) -> Iterator[tuple]:
+def work_units(videos: list[Path], images: list[Path], infos: dict[str, media.VideoInfo],
+               ring: FrameRing | None = None) -> Iterator[tuple]:
     """Work units in input order: stretches of decoded frames (with warm-up frames before), images.
 
     The main process decodes each video once, front to back, and hands out stretches, because
-    seeking inside H.264 is not reliable (see `media.iter_frames`).
+    seeking inside H.264 is not reliable (see `media.iter_frames`). With a `ring` a stretch's frames
+    go into one of its slots and the unit carries the `SlotRef`; without, the frames themselves.
     """
+    def unit(path: Path, start: int, frames: list[np.ndarray], warmup: int, fps: float) -> tuple:
+        return "video", (str(path), start, ring.put(frames) if ring is not None else frames, warmup, fps)
+
     for path in videos:
         fps = float(infos[str(path)].fps)
         warm: list[np.ndarray] = []
@@ -239,48 +363,81 @@ def work_units(videos: list[Path], images: list[Path], infos: dict[str, media.Vi
         for index, frame in media.iter_frames(path):
             chunk.append(frame)
             if len(chunk) == STRETCH:
-                yield "video", (str(path), start, warm + chunk, len(warm), fps)
+                yield unit(path, start, warm + chunk, len(warm), fps)
                 warm, chunk, start = chunk[-WARMUP_FRAMES:], [], index + 1
         if chunk:
-            yield "video", (str(path), start, warm + chunk, len(warm), fps)
+            yield unit(path, start, warm + chunk, len(warm), fps)
     for path in images:
         yield "image", str(path)
 
 
-def results_in_order(pool, units: Iterator[tuple], depth: int) -> Iterator[tuple[tuple, UnitResult]]:
-    """Run units on the pool with at most `depth` in flight, yielding (unit, result) in input order."""
+def results_in_order(pool, units: Iterator[tuple], depth: int,
+                     ring: FrameRing | None = None) -> Iterator[tuple[tuple, UnitResult]]:
+    """Run units on the pool with at most `depth` in flight, yielding (unit, result) in input order.
+    A unit's slot of `ring` is released when the consumer asks for the next one."""
     pending: deque = deque()
+
+    def done(unit: tuple) -> None:
+        if ring is not None and unit[0] == "video" and isinstance(unit[1][2], SlotRef):
+            ring.release(unit[1][2])
+
     for unit in units:
         pending.append((unit, pool.apply_async(_run_unit, (unit,))))
         if len(pending) >= depth:
             unit, future = pending.popleft()
             yield unit, future.get()
+            done(unit)
     while pending:
         unit, future = pending.popleft()
         yield unit, future.get()
+        done(unit)
+
+
+def largest_frame_bytes(infos: dict[str, media.VideoInfo]) -> int:
+    """Bytes of the largest RGB frame among these videos (0 when there are none)."""
+    return max((info.width * info.height * 3 for info in infos.values()), default=0)
 
 
 @contextmanager
 def face_finders(options: ExtractOptions, reference: np.ndarray | None):
-    """A pool of worker processes that find, align and describe faces (one per core by default)."""
+    """A pool of worker processes that find, align and describe faces (one per core by default), as
+    (FaceFinders, worker count); the shared memory it handed frames through is unlinked on the way
+    out, however the block ends."""
     check_options(options)  # here too (swap, reenact): a worker failing to start is restarted forever
     workers = options.workers or os.cpu_count() or 1
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])  # import once in the server, not in every worker
-    with ctx.Pool(workers, _init_worker, (options, reference)) as pool:
-        yield pool, workers
+    finders = None
+    try:
+        with ctx.Pool(workers, _init_worker, (options, reference)) as pool:
+            finders = FaceFinders(pool, workers)
+            yield finders, workers
+    finally:
+        if finders is not None:
+            finders.close()
 
 
-def video_faces(pool, workers: int, path: Path, info: media.VideoInfo) -> Iterator[tuple[int, np.ndarray, list]]:
+def video_faces(finders: FaceFinders, workers: int, path: Path,
+                info: media.VideoInfo) -> Iterator[tuple[int, np.ndarray, list]]:
     """(frame index, frame, [(crop, mask, meta)] of the face kept there) for every frame of a video, in order.
 
-    Decoding happens here while the workers find faces in the stretches handed out before, so a
-    consumer (e.g. `swap`) overlaps its own work with both.
+    Decoding happens here, on a thread of its own, while the workers find faces in the stretches
+    handed out before (through shared memory), so a consumer (e.g. `swap`) overlaps its own work
+    with both. Each yielded frame is the consumer's own copy.
     """
-    units = media.prefetch(work_units([path], [], {str(path): info}))  # decoding on a thread of its own
-    for unit, result in results_in_order(pool, units, depth=2 * workers):
-        _, (_, start, frames, warmup, _) = unit
-        by_frame = {index: (crop, mask, meta) for index, crop, mask, meta in result.faces}
-        for offset, frame in enumerate(frames[warmup:]):
-            face = by_frame.get(start + offset)
-            yield start + offset, frame, [face] if face else []
+    ring = finders.ring(info.width * info.height * 3)
+    units = media.prefetch(work_units([path], [], {str(path): info}, ring))  # decoding on a thread of its own
+    frames = None
+    try:
+        for unit, result in results_in_order(finders, units, 2 * workers, ring):
+            _, (_, start, ref, warmup, _) = unit
+            by_frame = {index: (crop, mask, meta) for index, crop, mask, meta in result.faces}
+            frames = ring.frames(ref)
+            for offset in range(ref.shape[0] - warmup):
+                face = by_frame.get(start + offset)
+                yield start + offset, frames[warmup + offset].copy(), [face] if face else []
+            frames = None
+    finally:
+        frames = None
+        ring.close()  # unlinks the slots and wakes the decoding thread if it waits for one,
+        units.close()  # so that it ends here
