@@ -58,11 +58,11 @@ def cpu_timed(fn):
     return out, time.perf_counter() - w0, time.process_time() - c0
 
 
-def find_faces_in_process(video: Path, info, finder: ExtractOptions) -> list:
+def find_faces_in_process(video: Path, info, finder: ExtractOptions, full_meta: bool = True) -> list:
     """The swap's face finding, as one worker runs it, in this process (so its CPU time is measurable)."""
     from dfjax.faces import pipeline
 
-    pipeline._init_worker(finder, None)
+    pipeline._init_worker(finder, None, full_meta)
     found = []
     for unit in pipeline.work_units([video], [], {str(video): info}):
         found.append(pipeline._run_unit(unit))
@@ -160,14 +160,22 @@ def main() -> None:
 
     face_type, coverage = crop_settings(model)
     finder = ExtractOptions(size=model.resolution, face_type=face_type, coverage=coverage)
-    units, wall, cpu = cpu_timed(lambda: find_faces_in_process(video, info, finder))
+    swapper = Swapper(model, SwapOptions())
+    full_meta = swapper.driver is not None  # as swap_video asks the workers: pose, gaze, blinks only when used
     decode_cpu = cpu_ms["decode"] * n / 1e3
-    stage("faces", wall - decode_cpu, cpu - decode_cpu, note="decode excluded",
-          frames_with_face=sum(len(u.faces) for u in units))
+    compare = {}  # the face stage as extract runs it (256 px crops, full metadata) and with this crop size
+    for name, options, full in (("extract_256px_full_meta", ExtractOptions(), True),
+                                (f"swap_{model.resolution}px_full_meta", finder, True)):
+        if full != full_meta or name.startswith("extract"):
+            _, wall, cpu = cpu_timed(lambda: find_faces_in_process(video, info, options, full))
+            compare[name] = round(1e3 * (cpu - decode_cpu) / n, 2)
+    units, wall, cpu = cpu_timed(lambda: find_faces_in_process(video, info, finder, full_meta))
+    stage("faces", wall - decode_cpu, cpu - decode_cpu, note="decode excluded", full_meta=full_meta,
+          frames_with_face=sum(len(u.faces) for u in units),
+          **{f"cpu_ms_per_frame_{k}": v for k, v in compare.items()})
     by_frame = {index: (crop, mask, meta) for unit in units for index, crop, mask, meta in unit.faces}
     found = [(i, frame, [by_frame[i]] if i in by_frame else []) for i, frame in enumerate(frames)]
 
-    swapper = Swapper(model, SwapOptions())
     crops = [crop for _, _, faces in found for crop, _, _ in faces]
     swapper.generate(crops[:1])  # compile outside the timing
     swapper.generate(crops[:32])

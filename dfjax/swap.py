@@ -369,7 +369,8 @@ def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=No
                                audio_from=path) as writer, \
                 media.VideoWriter(tmp[masks_path], info.fps, info.width, info.height, gray=True,
                                   metadata=tag) as mask_writer, \
-                (contextlib.nullcontext((None, 0)) if stored else face_finders(finder, reference)) as (pool, workers):
+                (contextlib.nullcontext((None, 0)) if stored else
+                 face_finders(finder, reference, full_meta=swapper.driver is not None)) as (pool, workers):
             faces = aligned_faces(path, stored, finder) if stored else video_faces(pool, workers, path, info)
             with media.BackgroundWriter(writer, mask_writer) as write:  # encoding overlaps inference and paste
                 for index, frame, mask, boxes in swapper.frames(faces):

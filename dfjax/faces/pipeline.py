@@ -146,12 +146,18 @@ def identity_descriptor(photo: str | Path) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- one face
 
-def describe_face(frame: np.ndarray, face: TrackedFace, options: ExtractOptions) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Aligned crop, mask and metadata of one face."""
+def describe_face(frame: np.ndarray, face: TrackedFace, options: ExtractOptions,
+                  full: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Aligned crop, mask and metadata of one face. Not `full`: the metadata is the geometry alone (box,
+    landmarks, matrix, score, detected), without pose, gaze, blinks and blur (a swap without the
+    conditioning branch uses none of them; they cost about a millisecond a face)."""
     h, w = frame.shape[:2]
     matrix = alignment_matrix(face.landmarks, options.size, options.face_type, options.coverage)
     crop = warp_face(frame, matrix, options.size)
     mask = landmark_mask(transform_points(face.landmarks, matrix), options.size, options.size, options.mask_kind)
+    if not full:
+        return crop, mask, {"box": np.round(face.box, 1), "landmarks": np.round(face.landmarks, 2),
+                            "matrix": np.round(matrix, 6), "score": round(face.score, 3), "detected": face.detected}
     gaze = estimate_gaze(frame, face.landmarks).as_dict()
     meta = {"box": np.round(face.box, 1), "landmarks": np.round(face.landmarks, 2), "matrix": np.round(matrix, 6),
             "pose": estimate_pose(face.landmarks, w, h).as_dict(),
@@ -173,13 +179,14 @@ def image_face_finder(options: ExtractOptions, predictor: LandmarkPredictor, ref
 _worker: dict = {}
 
 
-def _init_worker(options: ExtractOptions, identity: np.ndarray | None) -> None:
+def _init_worker(options: ExtractOptions, identity: np.ndarray | None, full_meta: bool = True) -> None:
     import cv2
 
     cv2.setNumThreads(1)
     predictor = LandmarkPredictor()
     encoder = FaceEncoder() if identity is not None else None
-    _worker.update(options=options, identity=identity, detector=FaceDetector(options.detector, options.max_side),
+    _worker.update(options=options, identity=identity, full_meta=full_meta,
+                   detector=FaceDetector(options.detector, options.max_side),
                    predictor=predictor, encoder=encoder,
                    image_finder=image_face_finder(options, predictor, identity, encoder))
 
@@ -190,9 +197,10 @@ def _record(result: UnitResult, index: int, frame: np.ndarray, face: TrackedFace
     if face is None:
         result.dropped[reason] += 1
         return
-    crop, mask, meta = describe_face(frame, face, options)
-    keep = meta["blur"] >= options.blur_threshold
-    result.alignments[index] = [{k: meta[k] for k in ("box", "landmarks", "matrix", "pose")} | {"kept": keep}]
+    crop, mask, meta = describe_face(frame, face, options, _worker.get("full_meta", True))
+    keep = meta["blur"] >= options.blur_threshold if "blur" in meta else True
+    result.alignments[index] = [{k: meta[k] for k in ("box", "landmarks", "matrix", "pose") if k in meta}
+                                | {"kept": keep}]
     if keep:
         result.faces.append((index, crop, mask, {"source": result.source, "frame": index, **meta}))
     else:
@@ -399,17 +407,19 @@ def largest_frame_bytes(infos: dict[str, media.VideoInfo]) -> int:
 
 
 @contextmanager
-def face_finders(options: ExtractOptions, reference: np.ndarray | None):
+def face_finders(options: ExtractOptions, reference: np.ndarray | None, full_meta: bool = True):
     """A pool of worker processes that find, align and describe faces (one per core by default), as
     (FaceFinders, worker count); the shared memory it handed frames through is unlinked on the way
-    out, however the block ends."""
+    out, however the block ends. `full_meta` False: geometry only (see `describe_face`)."""
+    if not full_meta and options.blur_threshold > 0:
+        raise ValueError("a blur threshold needs the full metadata (the blur score)")
     check_options(options)  # here too (swap, reenact): a worker failing to start is restarted forever
     workers = options.workers or os.cpu_count() or 1
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])  # import once in the server, not in every worker
     finders = None
     try:
-        with ctx.Pool(workers, _init_worker, (options, reference)) as pool:
+        with ctx.Pool(workers, _init_worker, (options, reference, full_meta)) as pool:
             finders = FaceFinders(pool, workers)
             yield finders, workers
     finally:
