@@ -117,6 +117,30 @@ def psnr(reference: list, frames) -> float:
     return 10 * np.log10(255.0 ** 2 / max(squared / count, 1e-12))
 
 
+def compare_with(emit: Reporter, before: Path) -> None:
+    """Lines of this run's stages, ceiling and end-to-end figures beside those of an earlier run."""
+    import json
+
+    def index(lines: list[dict]) -> dict:
+        out = {}
+        for line in lines:
+            if "stage" in line:
+                out[("stage", line["stage"])] = line["cpu_ms_per_frame"]
+            elif line.get("case") == "ceiling":
+                out[("ceiling", "frames_per_s")] = line["ceiling_frames_per_s"]
+            elif line.get("case") == "end_to_end":
+                workers = line.get("workers_option", line.get("workers"))
+                out[("end_to_end", workers)] = (line["pipeline_frames_per_s"], line["pipeline_fraction_of_ceiling"])
+        return out
+
+    old = index([json.loads(line) for line in before.read_text().splitlines() if line.strip()])
+    new = index([json.loads(line) for line in emit.lines])
+    for key in sorted(set(old) | set(new), key=str):
+        kind, name = key
+        emit({"benchmark": "swap", "case": "before_after", "what": kind, "name": name, "before_file": before.name,
+              "before": old.get(key), "after": new.get(key)})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("video", nargs="?", default=str(DEFAULT_VIDEO))
@@ -128,6 +152,9 @@ def main() -> None:
                         help="x264 threads of the encode stage and the end-to-end runs (0: x264 chooses)")
     parser.add_argument("--presets", default="medium,veryfast,ultrafast",
                         help="comma-separated x264 presets to compare (CPU, size, PSNR); empty: none")
+    parser.add_argument("--before", default=None,
+                        help="an earlier run's JSON lines: one more line per stage and per workers count with "
+                             "its figure beside this run's")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     emit = Reporter()
@@ -225,15 +252,16 @@ def main() -> None:
               "bound": round(min(ceiling, *serial.values()), 1)})
         for workers in (int(w) for w in args.workers.split(",")):
             t0 = time.perf_counter()
-            summary = swap(video, Path(tmp) / f"end_to_end_{workers}.mp4", model_dir, SwapOptions(workers=workers, preset=args.preset,
-                                                                encode_threads=args.encode_threads))
+            options = SwapOptions(workers=workers, preset=args.preset, encode_threads=args.encode_threads)
+            summary = swap(video, Path(tmp) / f"end_to_end_{workers}.mp4", model_dir, options)
             seconds = time.perf_counter() - t0
             pipeline_fps = summary["frames_per_second"]  # from the first frame to the last (not loading, compiling)
             face_workers = workers or max(1, (os.cpu_count() or 2) - 1)  # as dfjax.swap.swap_video chooses
             emit({"benchmark": "swap", "case": "end_to_end", "workers_option": workers, "face_workers": face_workers,
                   "seconds": round(seconds, 2),
                   "frames_per_s": round(n / seconds, 1), "fraction_of_ceiling": round(n / seconds / ceiling, 2),
-                  "pipeline_frames_per_s": pipeline_fps, "pipeline_fraction_of_ceiling": round(pipeline_fps / ceiling, 2),
+                  "pipeline_frames_per_s": pipeline_fps,
+                  "pipeline_fraction_of_ceiling": round(pipeline_fps / ceiling, 2),
                   "frames_swapped": summary["frames_swapped"]})
         for preset in filter(None, args.presets.split(",")):
             path, wall, cpu = cpu_timed(lambda: encode(preset, f"preset_{preset}.mp4"))
@@ -242,6 +270,8 @@ def main() -> None:
                   "ms_per_frame": round(1e3 * wall / n, 2), "bytes": path.stat().st_size,
                   "kbit_per_s": round(8e-3 * path.stat().st_size / (n / float(info.fps)), 1),
                   "psnr_db": round(psnr(outputs, (frame for _, frame in media.iter_frames(path))), 2)})
+    if args.before:
+        compare_with(emit, Path(args.before))
     if args.out:
         emit.save(args.out)
 

@@ -290,42 +290,48 @@ class VideoWriter:
 
 
 class BackgroundWriter:
-    """Writes frames to one or more VideoWriters on a thread of its own, through a bounded queue, so
-    H.264 encoding overlaps the caller's work (PyAV releases the GIL while it encodes).
+    """Writes frames to one or more VideoWriters, each on a thread of its own behind a bounded queue, so
+    encoding overlaps the caller's work and the writers overlap each other (PyAV releases the GIL while
+    it converts and encodes; a swap's H.264 video and FFV1 masks are encoded side by side).
 
         with media.BackgroundWriter(video, masks) as write:
-            write(frame, mask)          # returns once queued; the queue holds `depth` frames at most
+            write(frame, mask)          # returns once queued; each queue holds `depth` frames at most
 
-    An error in the thread is raised at the next `write` or on leaving the block; leaving the block
+    An error in a thread is raised at the next `write` or on leaving the block; leaving the block
     waits until every queued frame is written.
     """
 
     def __init__(self, *writers: VideoWriter, depth: int = 16):
-        self.writers, self._queue = writers, queue.Queue(depth)
+        self.writers = writers
+        self._queues = [queue.Queue(depth) for _ in writers]
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="dfjax-writer", daemon=True)
+        self._threads = [threading.Thread(target=self._run, args=(writer, frames), name=f"dfjax-writer-{k}",
+                                          daemon=True) for k, (writer, frames) in enumerate(zip(writers, self._queues))]
 
-    def _run(self) -> None:
-        while (frames := self._queue.get()) is not None:
+    def _run(self, writer: VideoWriter, frames: queue.Queue) -> None:
+        while (frame := frames.get()) is not None:
             if self._error is None:
                 try:
-                    for writer, frame in zip(self.writers, frames):
-                        writer.write(frame)
+                    writer.write(frame)
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
                     self._error = exc
 
     def __call__(self, *frames: np.ndarray) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put(frames)
+        for queued, frame in zip(self._queues, frames):
+            queued.put(frame)
 
     def __enter__(self) -> "BackgroundWriter":
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        for queued in self._queues:
+            queued.put(None)
+        for thread in self._threads:
+            thread.join()
         if exc_type is None and self._error is not None:
             raise self._error
 
