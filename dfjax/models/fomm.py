@@ -270,13 +270,19 @@ class DenseMotion(nn.Module):
 
 class OcclusionAwareGenerator(nn.Module):
     """Source image and keypoints -> the source redrawn in the driving pose: encode the source,
-    warp its features by the dense flow, multiply by the occlusion map, decode (sigmoid, [0, 1])."""
+    warp its features by the dense flow, multiply by the occlusion map, decode (sigmoid, [0, 1]).
+
+    image_skip (not in the paper; configs/animate.py:tiny): the decoder also draws a blend map, and the
+    prediction is blend * (the source warped by the same flow, at full resolution) + (1 - blend) *
+    the decoded image, so a small network trained briefly keeps the source's detail where it only moves
+    and paints where it must (occluded or new pixels)."""
 
     block_expansion: int = 64
     max_features: int = 512
     num_down_blocks: int = 2
     num_bottleneck_blocks: int = 6
     dense_motion: FrozenDict | None = None  # DenseMotion's fields (a FrozenDict: modules are hashed)
+    image_skip: bool = False
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -301,9 +307,14 @@ class OcclusionAwareGenerator(nn.Module):
             x = ResBlock(self.dtype, name=f"bottleneck{i}")(x)
         for i in range(self.num_down_blocks):
             x = UpBlock(width(self.num_down_blocks - i - 1), self.dtype, name=f"up{i}")(x)
-        x = nn.Conv(3, (7, 7), padding="SAME", dtype=self.dtype, name="final")(x)
-        out = {"prediction": jax.nn.sigmoid(x.astype(jnp.float32)), "deformation": motion["deformation"],
-               "mask": motion["mask"]}
+        x = nn.Conv(4 if self.image_skip else 3, (7, 7), padding="SAME", dtype=self.dtype, name="final")(x)
+        prediction = jax.nn.sigmoid(x.astype(jnp.float32))
+        if self.image_skip:
+            full = jax.image.resize(motion["deformation"], (b, *source.shape[1:3], 2), "bilinear")
+            warped = warp(source.astype(jnp.float32), full)
+            blend = prediction[..., 3:]
+            prediction = blend * warped + (1 - blend) * prediction[..., :3]
+        out = {"prediction": prediction, "deformation": motion["deformation"], "mask": motion["mask"]}
         if occlusion is not None:
             out["occlusion"] = motion["occlusion"]
         return out
@@ -344,7 +355,7 @@ def fomm_from_config(model) -> FOMM:
                  scale=dm.scale, kp_variance=dm.kp_variance, occlusion=gen.occlusion)
     generator = dict(block_expansion=gen.block_expansion, max_features=gen.max_features,
                      num_down_blocks=gen.num_down_blocks, num_bottleneck_blocks=gen.num_bottleneck_blocks,
-                     dense_motion=FrozenDict(dense))
+                     dense_motion=FrozenDict(dense), image_skip=bool(gen.get("image_skip", False)))
     return FOMM(FrozenDict(keypoints), FrozenDict(generator), jnp.dtype(model.dtype))
 
 
