@@ -2,39 +2,63 @@ r"""`dfjax forge`: a labelled deepfake dataset from footage of several people.
 
   dfjax synth -o out/people --identities 6 --frames 120
   dfjax forge out/people -o datasets/people --config configs/forge.py:tiny      # CPU, minutes
-  dfjax forge footage/ -o datasets/mine                                         # footage/<person>/*.mp4
+  dfjax forge footage/ -o datasets/mine --jobs 4                                # footage/<person>/*.mp4
+  dfjax forge out/people -o datasets/all --config forge.py:tiny,all             # every generator, c23/c40 copies
 
-Identities are split into train / val / test before anything is trained; each split's own swap model
-(one decoder per identity of that split) makes its fakes, so no generator is shared across splits.
+Identities are split into train / val / test before anything is trained; each split's own models
+make its fakes, so no generator is shared across splits. Methods (`methods`, comma-separated; each is a
+folder under manipulated_sequences/ with its own section below):
+
+  DFJaxAE    the swap autoencoder (shared encoder, one decoder per person of the split): face swap
+  DFJaxDVP   the swap model with the deep-video-portrait conditioning branch: face swap
+  DFJaxFOMM  First Order Motion Model (one per split): a still of the target animated by the video
+  DFJaxDVPR  the deep-video-portrait reenactor (one per target person): the target driven by the video
 """
 
 import ml_collections
 
 from dfjax.config import parse_arg
 
+METHODS = ("DFJaxAE", "DFJaxDVP", "DFJaxFOMM", "DFJaxDVPR")
+
+
+def _method(config: str, steps: int, batch: int, checkpoint_every: int) -> ml_collections.ConfigDict:
+    m = ml_collections.ConfigDict()
+    m.config = config  # the training config (configs/<file>[:arg])
+    m.steps = steps
+    m.batch = batch  # the training batch (per identity for the swap models and the reenactor)
+    m.checkpoint_every = checkpoint_every  # a stopped forge resumes its training from here
+    return m
+
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
-    tiny = parse_arg(arg, size=("default", "tiny")).size == "tiny"
+    a = parse_arg(arg, size=("default", "tiny"), all=False)
+    tiny = a.size == "tiny"
 
     c = ml_collections.ConfigDict()
     c.seed = 0
+    c.methods = ",".join(METHODS) if a.all else "DFJaxAE"  # which of METHODS make fakes
 
     c.split = ml_collections.ConfigDict()
     c.split.val = 0  # identities held out for validation (0, or 2 or more: a split's model swaps among them)
-    c.split.test = 2  # identities held out for testing (2 or more)
+    c.split.test = 2  # identities held out for testing (0, or 2 or more)
 
     c.faces = ml_collections.ConfigDict()  # extraction of real footage (a `dfjax synth` folder has its face sets)
     c.faces.size = 64 if tiny else 256
     c.faces.detector = "hog,cnn"  # the CNN where HOG finds no face
 
-    c.model = ml_collections.ConfigDict()
-    c.model.config = "swap.py:tiny" if tiny else "swap.py:sae128"  # the swap model each split trains
-    c.model.steps = 300 if tiny else 50_000
-    c.model.batch_per_side = 8 if tiny else 32
-    c.model.checkpoint_every = 50 if tiny else 2000  # a stopped forge resumes its training from here
+    # one section per method: the model each split trains for it
+    c.model = _method("swap.py:tiny" if tiny else "swap.py:sae128", 300 if tiny else 50_000, 8 if tiny else 32,
+                      50 if tiny else 2000)  # DFJaxAE
+    c.dvp = _method("swap_dvp.py:tiny" if tiny else "swap_dvp.py:128", 300 if tiny else 50_000,
+                    8 if tiny else 32, 50 if tiny else 2000)  # DFJaxDVP
+    c.fomm = _method("animate.py:tiny" if tiny else "animate.py", 300 if tiny else 100_000, 8 if tiny else 40,
+                     50 if tiny else 2000)  # DFJaxFOMM
+    c.reenact = _method("reenact.py:tiny" if tiny else "reenact.py", 300 if tiny else 50_000, 8 if tiny else 16,
+                        50 if tiny else 2000)  # DFJaxDVPR
 
     c.fakes = ml_collections.ConfigDict()
-    c.fakes.per_video = 1  # each video is swapped into this many other identities of its split
-    c.fakes.crf = 18 if tiny else 23  # H.264 quality of the fakes and of the copied originals' re-encode
-    c.fakes.method = "DFJaxAE"  # the folder name under manipulated_sequences/
+    c.fakes.per_video = 1  # each video is faked with this many other identities of its split, per method
+    c.fakes.crf = 18 if tiny else 23  # H.264 quality of the fakes (the `raw` copy)
+    c.fakes.compressions = "c23,c40" if a.all else ""  # extra copies of every video: c23 (crf 23), c40 (crf 40)
     return c

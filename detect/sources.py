@@ -3,7 +3,8 @@
 Inputs, each given with `--real` or `--fake` (repeatable):
 
 * a video file or a folder of videos (searched recursively): labelled by the option it came with;
-* a dfjax swap output (a video with its JSON sidecar): fake, method "dfjax"; its frames are sampled
+* a dfjax fake (a video with its JSON sidecar): fake, method "dfjax" (a swap), "dfjax-fomm" (animate) or
+  "dfjax-reenact"; its frames are sampled
   only among those the sidecar marks manipulated (a frame the swap found no face in is a real frame,
   and labelling it fake would put real frames in the fake class);
 * **labelled sources**, which carry their own labels:
@@ -88,6 +89,9 @@ def _sidecar(video: Path) -> dict | None:
     return data if isinstance(data, dict) and "source" in data and "frames" in data else None
 
 
+SIDECAR_METHODS = {"swap": "dfjax", "animate": "dfjax-fomm", "reenact": "dfjax-reenact"}  # a dfjax fake's method
+
+
 def _video_item(path: Path, label: int) -> VideoItem:
     side = _sidecar(path)
     if side is not None:
@@ -98,8 +102,12 @@ def _video_item(path: Path, label: int) -> VideoItem:
         if not manipulated:
             raise UserError(f"{path} is a dfjax swap output whose sidecar marks no frame as swapped, so it holds no "
                             "fake frame; leave it out, or swap again with --detector hog,cnn.")
-        return VideoItem(path, 1, "dfjax", default_group(Path(side["source"])), manipulated)
+        method = SIDECAR_METHODS.get(side.get("mode", "swap"), "dfjax")  # a swap has no mode
+        person = side["target"]["source"] if side.get("mode") == "reenact" else side["source"]  # whose frame it is
+        return VideoItem(path, 1, method, default_group(Path(person)), manipulated)
     method = "real" if label == 0 else next((p for p in path.parts if p in FFPP_METHODS), "fake")
+    if label == 1 and re.fullmatch(r".+_as_.+_truth", path.stem):  # `dfjax synth`'s exact swap renders
+        method = "exact-swap"
     return VideoItem(path, label, method, default_group(path))
 
 

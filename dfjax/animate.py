@@ -141,14 +141,17 @@ def _face_landmarks(detector, predictor, image: np.ndarray, upsample: int = 0) -
     return None if found is None else found[0]
 
 
-def source_crop(path: Path, scale: float, detector, predictor) -> tuple[np.ndarray, np.ndarray]:
-    """(photo with even sides, crop box [x0, y0, side]) of the source photo; a UserError without a face."""
+def source_crop(path: Path, scale: float, detector, predictor,
+                landmarks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(photo with even sides, crop box [x0, y0, side]) of the source photo; a UserError without a face.
+    `landmarks`: the photo's 68 landmarks when known (no detection)."""
     image = media.read_image(path)
     image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]
     if min(image.shape[:2]) < 16:
         raise UserError(f"source {path} is {image.shape[1]}x{image.shape[0]} pixels; pass a photo with a face "
                         "(about 40 px or larger).")
-    landmarks = _face_landmarks(detector, predictor, image)
+    if landmarks is None:
+        landmarks = _face_landmarks(detector, predictor, image)
     if landmarks is None:  # a small face: look again at twice the size
         landmarks = _face_landmarks(detector, predictor, image, upsample=1)
     if landmarks is None:
@@ -157,9 +160,10 @@ def source_crop(path: Path, scale: float, detector, predictor) -> tuple[np.ndarr
 
 
 def driver_crops(path: Path, info: media.VideoInfo, scale: float, res: int, detector, predictor,
-                 progress=None) -> tuple[np.ndarray, np.ndarray]:
+                 progress=None, landmarks: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 crops (F, res, res, 3) of every driver frame, the crop box): one crop for the whole video,
-    around the faces of up to FACE_SAMPLES evenly spaced frames."""
+    around the faces of up to FACE_SAMPLES evenly spaced frames (or around `landmarks`, the faces' 68
+    landmarks when known: no detection)."""
     listed = max(info.frames, 1)
     wanted = set(np.linspace(0, listed - 1, min(FACE_SAMPLES, listed)).round().astype(int).tolist())
     sampled, count = [], 0
@@ -169,8 +173,8 @@ def driver_crops(path: Path, info: media.VideoInfo, scale: float, res: int, dete
             sampled.append(frame)
     if count == 0:
         raise UserError(f"driver {path} has no frames; pass a video with a face in it.")
-    faces: list[np.ndarray] = []
-    for upsample in (0, 1):  # small faces: look again at twice the size
+    faces: list[np.ndarray] = [] if landmarks is None else list(landmarks)
+    for upsample in () if faces else (0, 1):  # small faces: look again at twice the size
         faces = [lm for lm in (_face_landmarks(detector, predictor, f, upsample) for f in sampled) if lm is not None]
         if faces:
             break
@@ -198,9 +202,12 @@ def crop_matrix(box: np.ndarray, res: int) -> np.ndarray:
 
 
 def animate(model_dir: str | Path, source: str | Path, driver: str | Path, output: str | Path,
-            options: AnimateOptions = AnimateOptions(), *, overwrite: bool = False, progress=None) -> dict:
+            options: AnimateOptions = AnimateOptions(), *, overwrite: bool = False, progress=None,
+            source_landmarks: np.ndarray | None = None, driver_landmarks: list[np.ndarray] | None = None) -> dict:
     """Animate the face of the photo `source` with the motion of the `driver` video; write OUT, its masks
-    and sidecar. overwrite: replace an existing OUT, its masks and sidecar (refused otherwise)."""
+    and sidecar. overwrite: replace an existing OUT, its masks and sidecar (refused otherwise).
+    source_landmarks, driver_landmarks: the faces' 68 landmarks when known (a face set's), instead of
+    finding them with dlib."""
     from dfjax.faces.detect import FaceDetector
     from dfjax.faces.landmarks import LandmarkPredictor
 
@@ -213,8 +220,8 @@ def animate(model_dir: str | Path, source: str | Path, driver: str | Path, outpu
     model = load_trained(model_dir, "animate")
     res, scale = model.resolution, float(model.config.data.crop_scale)
     detector, predictor = FaceDetector(), LandmarkPredictor()
-    image, box = source_crop(source, scale, detector, predictor)
-    crops, driver_box = driver_crops(driver, info, scale, res, detector, predictor, progress)
+    image, box = source_crop(source, scale, detector, predictor, source_landmarks)
+    crops, driver_box = driver_crops(driver, info, scale, res, detector, predictor, progress, driver_landmarks)
 
     started = time.perf_counter()
     source_u8 = crop_square(image, box, res)[None]

@@ -146,7 +146,7 @@ def train(
     from dfjax.config import apply_overrides, load_config, load_saved_config
     from dfjax.data.faceset import FaceSet
     from dfjax.training.core import train as run_train
-    from dfjax.training.swap import listed_identities
+    from dfjax.data.training_set import listed_identities
 
     parallel.initialize(distributed)
     saved = workdir / "config.json"
@@ -183,6 +183,9 @@ def swap(
     color: str = typer.Option("reinhard", help="Colour transfer: none, reinhard (L*a*b* mean/std) or histogram."),
     blend: str = typer.Option("alpha", help="alpha, or seamless (Poisson, cv2.seamlessClone)."),
     crf: int = typer.Option(18, help="H.264 quality (lower is better)."),
+    preset: str = typer.Option("medium", help="x264 speed preset, ultrafast to veryslow: faster ones take less CPU "
+                                              "and give larger files at the same --crf (e.g. veryfast for datasets)."),
+    encode_threads: int = typer.Option(0, "--encode-threads", help="x264 encoding threads (0: x264 chooses)."),
     lossless: bool = typer.Option(False, help="Bit-exact RGB H.264: untouched pixels equal the input's."),
     watermark: bool = typer.Option(False, help="Stamp a visible 'SYNTHETIC - dfjax' label on swapped frames."),
     identity: Optional[Path] = typer.Option(None, help="Photo of the person to replace in multi-face frames."),
@@ -205,8 +208,9 @@ def swap(
     from dfjax.swap import swap as run_swap
 
     options = SwapOptions(direction=direction, to=to, mask=mask, erode=erode, feather=feather, color=color, blend=blend,
-                          crf=crf, lossless=lossless, watermark=watermark, every_n=every_n, detector=detector,
-                          pose=pose, workers=workers, smoothing=smoothing)
+                          crf=crf, preset=preset, encode_threads=encode_threads, lossless=lossless,
+                          watermark=watermark, every_n=every_n, detector=detector, pose=pose, workers=workers,
+                          smoothing=smoothing)
     with media.allow_truncated(allow_truncated), progress_bar("frames", quiet) as progress:
         summary = run_swap(input, output, model, options, identity=identity, alignments=alignments,
                            overwrite=overwrite, progress=progress)
@@ -275,17 +279,29 @@ def forge(
     overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set split.test=4."),
     shard: Optional[str] = typer.Option(None, help="I/N: this process's share of the people, models and fakes "
                                                     "(run every shard, then once more to finish)."),
+    jobs: int = typer.Option(1, help="Run the work in this many processes at once on this machine (shards 0/N "
+                                     "... N-1/N, round after round)."),
     quiet: bool = QUIET,
 ) -> None:
-    """Build a labelled deepfake dataset: split people, train a swap model per split, swap every video."""
+    """Build a labelled deepfake dataset: split people, train each method's models per split, fake every video."""
     from dfjax.config import load_config
-    from dfjax.forge import ShardWaiting
+    from dfjax.forge import ShardWaiting, chosen_compressions, chosen_methods, run_jobs
+    from dfjax.io import read_json
     from dfjax.forge import forge as run_forge
 
     cfg = load_config(config, list(overrides))
+    if jobs < 1 or (jobs > 1 and shard):
+        raise UserError(f"--jobs {jobs} is impossible{' with --shard' if shard else ''}; give --jobs 1 or more, "
+                        "and either --jobs (processes on this machine) or --shard (one share of the work).")
+    if jobs > 1:
+        chosen_methods(cfg), chosen_compressions(cfg)  # refused here, not in every job
+        run_jobs([str(input), "-o", str(output), "--config", config, *[f"--set={o}" for o in overrides]], jobs,
+                 echo=lambda line: console.print(line, highlight=False))
+        summary = read_json(Path(output) / "forge.json")
     try:
         with progress_bar("steps", quiet) as progress:
-            summary = run_forge(input, output, cfg, shard=shard, progress=progress)
+            if jobs == 1:
+                summary = run_forge(input, output, cfg, shard=shard, progress=progress)
     except ShardWaiting as waiting:
         console.print(f"shard {shard} did its part: {waiting}", highlight=False, soft_wrap=True)
         return
@@ -293,6 +309,8 @@ def forge(
     _print_summary(f"dataset written to {output}", {
         "manifest": str(Path(output) / "manifest.csv"),
         **{f"{s} videos (real / fake)": f"{c['real']} / {c['fake']}" for s, c in counts.items() if c["real"]},
+        "fakes per method": ", ".join(f"{m} {n}" for m, n in summary["fakes_per_method"].items()),
+        "compressions": ", ".join(summary["compressions"]),
         "fake frames without a face": f"{summary['fake_frames_without_face']} of {summary['fake_frames']}",
         "seconds per stage": ", ".join(f"{k} {v}" for k, v in summary["seconds"].items())})
 
@@ -332,11 +350,14 @@ def evaluate_animate(
     model: Path = typer.Option(..., help="The workdir of a `dfjax train --config configs/animate.py` run."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
     max_frames: Optional[int] = typer.Option(None, help="Only the first N frames of each video."),
+    reenactor: Optional[Path] = typer.Option(None, help="Also score the DVP reenactor of this `dfjax train --config "
+                                                        "configs/reenact.py` workdir, trained on the videos' person "
+                                                        "(each frame driven by its own controls)."),
     allow_truncated: bool = ALLOW_TRUNCATED,
     quiet: bool = QUIET,
 ) -> None:
     """Score a motion model by video reconstruction (first frame as source, every frame driving): L1, AKD, AED
-    against the copy-the-source baseline."""
+    against the copy-the-source baseline (and a DVP reenactor with --reenactor)."""
     from dfjax import media
     from dfjax.io import check_writable
     from dfjax.metrics import save_report
@@ -345,7 +366,7 @@ def evaluate_animate(
     if output:
         check_writable(output)
     with media.allow_truncated(allow_truncated), progress_bar("frames", quiet) as progress:
-        report = run_evaluation(model, videos, max_frames=max_frames, progress=progress)
+        report = run_evaluation(model, videos, max_frames=max_frames, reenactor=reenactor, progress=progress)
     frames = report["methods"]["fomm"]["frames"]
     table = Table(title=f"reconstruction: {len(report['videos'])} video(s), {frames} frames, model step "
                         f"{report['model']['step']}", title_justify="left", caption=AED_NOTE, caption_justify="left")

@@ -8,18 +8,24 @@ output is already complete, so a stopped call is finished by the next one:
    trained, and the plan is kept in `DATASET/forge/plan.json`; a later call with other input is refused;
 2. faces: real footage is extracted once per person into `DATASET/forge/facesets/<person>` (a synth
    folder's face sets are used as they are);
-3. originals: every input video is copied to `original_sequences/dfjax/raw/videos/<person>_<k>.mp4`;
-4. models: one swap model per split, trained on that split's people only (`forge/models/<split>`, the
-   shared training core: a stopped training resumes);
-5. fakes: every video is swapped into `fakes.per_video` other people of its split, faces taken from
-   the extraction's alignments, into `manipulated_sequences/<method>/raw/videos/<person>_<k>_<target>.mp4`
-   with the `dfjax swap` contract beside it (`.masks.mkv` exact per-pixel masks, `.json` sidecar with
-   the manipulated frames, provenance tags), the masks also (hard-linked) at FaceForensics++'s place
+3. originals: every input video is copied to `original_sequences/dfjax/raw/videos/<person>_<k>.mp4`
+   (and, for FOMM, one still of each person with a face to `forge/stills/<person>.png`);
+4. models: per method (`methods`) and split, its model trained on that split's people only
+   (`forge/models/<method>/<split>`; the reenactor one per person, `.../<split>/<person>`; the shared
+   training core: a stopped training resumes);
+5. fakes: every video is faked with `fakes.per_video` other people of its split by every method, into
+   `manipulated_sequences/<method>/raw/videos/<person>_<k>_<target>.mp4`: a swap puts the target's face
+   on the video (faces from the extraction's alignments); FOMM animates the target's still with the
+   video's motion; the reenactor drives the target with the video's face. Each has the `dfjax swap`
+   contract beside it (`.masks.mkv` exact per-pixel masks, `.json` sidecar with the manipulated frames,
+   provenance tags), the masks also (hard-linked) at FaceForensics++'s place
    `manipulated_sequences/<method>/masks/videos/`; each fake appears only when complete;
-6. `manifest.csv` (path, label, method, source, target, split; readable by `detect-eval`), the same
-   per split (`manifest-train.csv`, `manifest-val.csv`, `manifest-test.csv`), and
-   `forge.json` (config, plan, model steps and config hashes, counts, frames without a face, seconds
-   per stage), written last.
+6. compressions: copies of every video at H.264 CRF 23 and 40 under `<c23|c40>/videos/` beside `raw/`
+   (`fakes.compressions`), as FaceForensics++ ships them;
+7. `manifest.csv` (path, label, method, source, target, split; readable by `detect-eval`), the same
+   per split (`manifest-train.csv`, ...), the same per compression (`manifest-c23.csv`,
+   `manifest-c23-test.csv`, ...), and `forge.json` (config, plan, models with steps and config hashes,
+   counts, frames without a face, seconds per stage), written last.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ml_collections
+import numpy as np
 
 from dfjax import media
 from dfjax.errors import UserError
@@ -40,6 +47,19 @@ from dfjax.io import atomic_write, read_json, write_json, write_text
 
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("path", "label", "method", "source", "target", "split")
+COMPRESSIONS = {"c23": 23, "c40": 40}  # FaceForensics++'s H.264 constant rate factors
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str     # its folder under manipulated_sequences/
+    kind: str     # swap | animate | reenact: how its fakes are made
+    section: str  # the forge config section of its model (config, steps, batch, checkpoint_every)
+
+
+METHODS = {m.name: m for m in (Method("DFJaxAE", "swap", "model"), Method("DFJaxDVP", "swap", "dvp"),
+                               Method("DFJaxFOMM", "animate", "fomm"), Method("DFJaxDVPR", "reenact", "reenact"))}
+PER_TARGET = {m.name for m in METHODS.values() if m.kind == "reenact"}  # one model per target person
 
 
 @dataclass(frozen=True)
@@ -119,25 +139,94 @@ def _extract_faces(footage: list[Footage], target: Path, config, progress) -> Pa
     return target
 
 
-def _train_split(split: str, sets: dict[str, Path], root: Path, config, progress) -> Path:
+def chosen_methods(config: ml_collections.ConfigDict) -> list[Method]:
+    """The methods of `methods` (comma-separated names of METHODS), in the order given."""
+    names = [n.strip() for n in str(config.methods).split(",") if n.strip()]
+    unknown = [n for n in names if n not in METHODS]
+    if unknown or not names:
+        raise UserError(f"methods={config.methods!r} names {', '.join(unknown) or 'no method'}; choose from "
+                        f"{', '.join(METHODS)} (comma-separated).")
+    return [METHODS[n] for n in dict.fromkeys(names)]
+
+
+def chosen_compressions(config: ml_collections.ConfigDict) -> list[str]:
+    """The extra copies of `fakes.compressions` (comma-separated c23 / c40)."""
+    names = [n.strip() for n in str(config.fakes.compressions).split(",") if n.strip()]
+    unknown = [n for n in names if n not in COMPRESSIONS]
+    if unknown:
+        raise UserError(f"fakes.compressions={config.fakes.compressions!r}: {', '.join(unknown)} is not one of "
+                        f"{', '.join(COMPRESSIONS)}; fix it (the raw copy is always made).")
+    return list(dict.fromkeys(names))
+
+
+def _train(method: Method, job: str, sets: list[Path], workdir: Path, config, progress) -> Path:
+    """Train (or resume) one model of `method` on the face sets `sets`; `job` names it in messages."""
     from dfjax.config import load_config
     from dfjax.training.core import train
 
-    workdir = root / "forge" / "models" / split
     done = workdir / "forge_done.json"
     if done.exists():
         return workdir
-    cfg = load_config(config.model.config, [f"data.identities={','.join(str(p) for p in sets.values())!r}",
-                                            f"train.steps={int(config.model.steps)}",
-                                            f"train.batch_per_side={int(config.model.batch_per_side)}",
-                                            f"log.checkpoint_every={int(config.model.checkpoint_every)}",
-                                            f"seed={int(config.seed)}"])
+    section = config[method.section]
+    data = ([f"data.a={str(sets[0])!r}"] if method.kind == "reenact"
+            else [f"data.identities={','.join(str(p) for p in sets)!r}"])
+    batch = "train.batch" if method.kind == "animate" else "train.batch_per_side"
+    cfg = load_config(section.config, data + [f"train.steps={int(section.steps)}", f"{batch}={int(section.batch)}",
+                                              f"log.checkpoint_every={int(section.checkpoint_every)}",
+                                              f"seed={int(config.seed)}"])
     summary = train(cfg, workdir, progress=progress)
     if summary.get("stopped_by") != "finished":
-        raise UserError(f"training the {split} model stopped ({summary.get('stopped_by')}); run `dfjax forge` "
+        raise UserError(f"training the {job} model stopped ({summary.get('stopped_by')}); run `dfjax forge` "
                         "again to resume it.")
     write_json(done, {"step": summary["step"], "loss": summary["loss"]})
     return workdir
+
+
+def model_jobs(methods: list[Method], groups: dict[str, list[str]], root: Path) -> dict[tuple, Path]:
+    """(method, split, person or "") -> workdir of every model the dataset needs: one per method and split,
+    the reenactor one per person of a split (it learns one target)."""
+    jobs = {}
+    for method in methods:
+        for split, people in groups.items():
+            if len(people) < 2:
+                continue
+            base = root / "forge" / "models" / method.name / split
+            if method.kind == "reenact":
+                jobs.update({(method.name, split, p): base / p for p in people})
+            else:
+                jobs[method.name, split, ""] = base
+    return jobs
+
+
+def face_landmarks(footage: Footage, faceset: Path) -> dict[int, np.ndarray]:
+    """frame index -> the 68 landmarks of the (first) face the extraction found in that frame of `footage`."""
+    from dfjax.swap import find_alignments
+
+    faces = find_alignments(footage.path, faceset)["faces"]
+    return {int(i): np.asarray(f[0]["landmarks"], np.float32) for i, f in sorted(faces.items()) if f}
+
+
+def still_of(person: str, footage: Footage, faceset: Path, target: Path) -> tuple[Path, np.ndarray]:
+    """(PNG, its 68 landmarks) of a frame of the person's first video with a face (the middle one of the
+    extraction): the photo FOMM animates."""
+    found = face_landmarks(footage, faceset)
+    if not found:
+        raise UserError(f"{footage.path} has no frame with a face in {faceset}; give footage that shows {person}'s face.")
+    wanted = sorted(found)[len(found) // 2]
+    if not target.exists():
+        frame = next(f for _, f in media.iter_frames(footage.path, start=wanted, stop=wanted + 1))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        media.write_image(target, frame)
+    return target, found[wanted]
+
+
+def transcode(source: Path, target: Path, crf: int) -> None:
+    """A copy of `source` re-encoded with H.264 at `crf` (FaceForensics++'s c23 / c40), with its tags and audio."""
+    info = media.probe(source)
+    with media.VideoWriter(target, info.fps, info.width, info.height, crf=crf, audio_from=source,
+                           metadata=media.container_metadata(source)) as writer:
+        for _, frame in media.iter_frames(source):
+            writer.write(frame)
 
 
 def parse_shard(spec: str | None) -> tuple[int, int]:
@@ -153,22 +242,67 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
     return index, count
 
 
+class Fakes:
+    """Makes one fake of any method, each split's models loaded once (one compiled swapper per target)."""
+
+    def __init__(self, config, models: dict[tuple, Path], facesets: dict[str, Path], stills: dict[str, tuple],
+                 progress=None):
+        self.config, self.models, self.facesets, self.stills, self.progress = config, models, facesets, stills, progress
+        self._loaded, self._swappers = {}, {}
+
+    def _swapper(self, method: Method, split: str, target: str):
+        from dfjax.swap import SwapOptions, Swapper
+        from dfjax.training.core import load_trained
+
+        if (method.name, split) not in self._loaded:
+            self._loaded[method.name, split] = load_trained(self.models[method.name, split, ""], "swap")
+        if (method.name, split, target) not in self._swappers:
+            options = SwapOptions(to=target, color="reinhard", crf=int(self.config.fakes.crf))
+            self._swappers[method.name, split, target] = Swapper(self._loaded[method.name, split], options)
+        return self._swappers[method.name, split, target]
+
+    def make(self, method: Method, split: str, footage: Footage, target: str, fake: Path) -> None:
+        crf = int(self.config.fakes.crf)
+        if method.kind == "swap":
+            from dfjax.swap import swap_video
+
+            swap_video(self._swapper(method, split, target), footage.path, fake, None, self.progress,
+                       alignments=self.facesets[footage.identity])
+        elif method.kind == "animate":
+            from dfjax.animate import AnimateOptions, animate
+
+            still, landmarks = self.stills[target]  # the faces the extraction found: no detection on them
+            animate(self.models[method.name, split, ""], still, footage.path, fake, AnimateOptions(crf=crf),
+                    overwrite=True, progress=self.progress, source_landmarks=landmarks,
+                    driver_landmarks=list(face_landmarks(footage, self.facesets[footage.identity]).values()))
+        else:
+            from dfjax.data.faceset import FaceSet
+            from dfjax.reenact import ReenactOptions, reenact
+
+            stored = self.facesets[footage.identity]
+            try:  # the driver's stored landmarks, pose and gaze when its face set has them; else found live
+                FaceSet(stored).require("landmarks", "pose", "gaze")
+            except UserError:
+                stored = None
+            reenact(self.models[method.name, split, target], footage.path, fake, ReenactOptions(crf=crf),
+                    driver_faces=stored, overwrite=True, progress=self.progress)
+
+
 def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigDict, *, shard: str | None = None,
           progress=None) -> dict:
     """Build (or finish) the dataset `output` from `inputs`; returns the summary written to forge.json.
 
-    shard "I/N": this process extracts the people, trains the split models and makes the fakes whose
-    number is I modulo N, each stage only once the stage before is complete (by any process); a call
-    that finds work of other shards unfinished says so and stops. Run every shard (a job array, a
-    cluster launcher), then once more, with or without --shard, to finish what is left and write the
-    manifest: a call writes it only when the whole dataset is there.
+    shard "I/N": this process extracts the people, trains the models and makes the fakes (and their
+    compressed copies) whose number is I modulo N, each stage only once the stage before is complete (by
+    any process); a call that finds work of other shards unfinished says so and stops. Run every shard
+    (a job array, a cluster launcher, or `--jobs`), then once more, with or without --shard, to finish
+    what is left and write the manifest: a call writes it only when the whole dataset is there.
     """
     from dfjax.io import check_writable
-    from dfjax.swap import SwapOptions, Swapper, swap_video
-    from dfjax.training.core import load_trained
 
     inputs, output = Path(inputs), Path(output)
     mine, of = parse_shard(shard)
+    methods, compressions = chosen_methods(config), chosen_compressions(config)
     check_writable(output, folder=True)
     videos, facesets = discover(inputs)
     if len(videos) < 2:
@@ -195,59 +329,114 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
     originals = output / "original_sequences" / "dfjax" / "raw" / "videos"
     for footage in (f for v in videos.values() for f in v):
         _copy_original(footage, originals / f"{footage.stem}{footage.path.suffix}")
+    stills = {}
+    if any(m.kind == "animate" for m in methods):
+        stills = {p: still_of(p, v[0], facesets[p], output / "forge" / "stills" / f"{p}.png") for p, v in videos.items()}
     seconds["originals"], clock = round(time.perf_counter() - clock, 1), time.perf_counter()
 
     groups = {s: [p for p, split in splits.items() if split == s] for s in SPLITS}
-    models = {s: output / "forge" / "models" / s for s, people in groups.items() if people}
-    for k, split in enumerate(models):
+    models = model_jobs(methods, groups, output)
+    for k, ((name, split, person), workdir) in enumerate(models.items()):
         if k % of == mine:
-            _train_split(split, {p: facesets[p] for p in groups[split]}, output, config, progress)
-    _wait_for([s for s, m in models.items() if not (m / "forge_done.json").exists()], "the swap models of split")
+            people = [person] if person else groups[split]
+            _train(METHODS[name], f"{name} {split}{' ' + person if person else ''}",
+                   [facesets[p] for p in people], workdir, config, progress)
+    _wait_for([str(w.relative_to(output / "forge" / "models")) for w in models.values()
+               if not (w / "forge_done.json").exists()], "the models")
     seconds["models"], clock = round(time.perf_counter() - clock, 1), time.perf_counter()
 
-    fakes_dir = output / "manipulated_sequences" / config.fakes.method / "raw" / "videos"
     rows, pending, number = [], [], 0
-    loaded, swappers = {}, {}  # each split's model loaded once, one compiled swapper per target
-
-    def swapper_for(split: str, target: str) -> Swapper:
-        if split not in loaded:
-            loaded[split] = load_trained(models[split], "swap")
-        if (split, target) not in swappers:
-            options = SwapOptions(to=target, color="reinhard", crf=int(config.fakes.crf))
-            swappers[split, target] = Swapper(loaded[split], options)
-        return swappers[split, target]
-
+    fakes = Fakes(config, models, facesets, stills, progress)
     for person, footage_list in videos.items():
         split = splits[person]
         for index, footage in enumerate(footage_list):
             rows.append({"path": os.path.relpath(originals / f"{footage.stem}{footage.path.suffix}", output),
                          "label": 0, "method": "real", "source": person, "target": "", "split": split})
-            for target in targets_of(footage, index, groups[split], int(config.fakes.per_video)):
-                fake = fakes_dir / f"{footage.stem}_{target}.mp4"
-                number += 1
-                if not fake.exists() and (number - 1) % of == mine:  # the video, masks and sidecar are renamed
-                    swap_video(swapper_for(split, target), footage.path, fake, None, progress,  # into place together
-                               alignments=facesets[person])
-                if not fake.exists():
-                    pending.append(fake.stem)
-                    continue
-                mask = fakes_dir.parent.parent / "masks" / "videos" / f"{fake.stem}.mkv"  # FaceForensics++'s place
-                if not mask.exists():
-                    mask.parent.mkdir(parents=True, exist_ok=True)
-                    os.link(fake.with_suffix(".masks.mkv"), mask)  # the same file, not a copy
-                rows.append({"path": os.path.relpath(fake, output), "label": 1, "method": config.fakes.method,
-                             "source": person, "target": target, "split": split})
+            for method in methods:
+                fakes_dir = output / "manipulated_sequences" / method.name / "raw" / "videos"
+                for target in targets_of(footage, index, groups[split], int(config.fakes.per_video)):
+                    fake = fakes_dir / f"{footage.stem}_{target}.mp4"
+                    number += 1
+                    if not fake.exists() and (number - 1) % of == mine:  # the video, masks and sidecar appear
+                        fakes.make(method, split, footage, target, fake)  # together, only when complete
+                    if not fake.exists():
+                        pending.append(fake.stem)
+                        continue
+                    mask = fakes_dir.parent.parent / "masks" / "videos" / f"{fake.stem}.mkv"  # FaceForensics++'s place
+                    if not mask.exists():
+                        mask.parent.mkdir(parents=True, exist_ok=True)
+                        os.link(fake.with_suffix(".masks.mkv"), mask)  # the same file, not a copy
+                    rows.append({"path": os.path.relpath(fake, output), "label": 1, "method": method.name,
+                                 "source": person, "target": target, "split": split})
     _wait_for(pending, "the fakes")
-    seconds["fakes"] = round(time.perf_counter() - clock, 1)
+    seconds["fakes"], clock = round(time.perf_counter() - clock, 1), time.perf_counter()
 
-    summary = _summarise(output, config, plan, models, rows, seconds)
-    for name, chosen in [("manifest.csv", rows)] + [(f"manifest-{s}.csv", [r for r in rows if r["split"] == s])
-                                                     for s in SPLITS]:
-        if chosen:  # the whole dataset, and each split alone (e.g. detect-eval --train ...-train.csv --test ...)
-            lines = [",".join(MANIFEST_COLUMNS)] + [",".join(str(r[c]) for c in MANIFEST_COLUMNS) for r in chosen]
-            write_text(output / name, "\n".join(lines) + "\n")
+    copies = [(c, r) for c in compressions for r in rows]
+    for k, (compression, row) in enumerate(copies):
+        copy = output / compressed_path(row["path"], compression)
+        if not copy.exists() and k % of == mine:
+            transcode(output / row["path"], copy, COMPRESSIONS[compression])
+    _wait_for([compressed_path(r["path"], c) for c, r in copies if not (output / compressed_path(r["path"], c)).exists()],
+              "the compressed copies")
+    if compressions:
+        seconds["compressions"] = round(time.perf_counter() - clock, 1)
+
+    summary = _summarise(output, config, plan, models, rows, seconds, [m.name for m in methods], compressions)
+    for compression in ["raw"] + compressions:
+        prefix = "manifest" if compression == "raw" else f"manifest-{compression}"
+        at = [dict(r, path=compressed_path(r["path"], compression)) for r in rows]
+        for name, chosen in [(f"{prefix}.csv", at)] + [(f"{prefix}-{s}.csv", [r for r in at if r["split"] == s])
+                                                       for s in SPLITS]:
+            if chosen:  # the whole dataset, and each split alone (e.g. detect-eval --train ...-train.csv --test ...)
+                lines = [",".join(MANIFEST_COLUMNS)] + [",".join(str(r[c]) for c in MANIFEST_COLUMNS) for r in chosen]
+                write_text(output / name, "\n".join(lines) + "\n")
     write_json(output / "forge.json", summary)
     return summary
+
+
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a manifest, as dicts of strings."""
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def compressed_path(path: str, compression: str) -> str:
+    """The dataset-relative path of a raw video's copy at `compression` (raw: the path itself)."""
+    parts = Path(path).parts
+    return str(Path(*parts[:2], compression, *parts[3:])) if compression != "raw" else path
+
+
+def run_jobs(args: list[str], jobs: int, echo=print) -> None:
+    """`dfjax forge ARGS --shard I/JOBS` for every I at once, as child processes, round after round until the
+    dataset is complete: a stage needs the stage before it from every shard, so each round ends when every
+    shard has gone as far as it can (at most one round per stage)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "dfjax.cli", "forge", *args, "--quiet"]
+    for round_number in range(1, len(STAGES) + 2):
+        started = time.perf_counter()
+        children = [subprocess.Popen([*command, "--shard", f"{i}/{jobs}"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True) for i in range(jobs)]
+        outputs = [child.communicate()[0] for child in children]
+        failed = [(c.returncode, o) for c, o in zip(children, outputs) if c.returncode != 0]
+        if failed:
+            code, text = failed[0]
+            errors = [line for line in text.splitlines() if line.startswith("error:")]
+            if code == 2 and errors:
+                raise UserError(errors[-1].removeprefix("error:").strip())
+            raise RuntimeError(f"a forge job exited with code {code}:\n{text[-3000:]}")
+        waiting = sum("did its part" in o for o in outputs)
+        echo(f"round {round_number}: {jobs} jobs, {jobs - waiting} finished the dataset, "
+             f"{time.perf_counter() - started:.1f} s")
+        if waiting < jobs:
+            return
+    raise RuntimeError(f"the dataset was not complete after {len(STAGES) + 1} rounds of {jobs} jobs")
+
+
+STAGES = ("faces", "originals", "models", "fakes", "compressions", "manifest")
 
 
 class ShardWaiting(Exception):
@@ -260,21 +449,24 @@ def _wait_for(missing: list[str], what: str) -> None:
                            "(other shards' work); run the remaining shards, then `dfjax forge` once more to finish.")
 
 
-def _summarise(output: Path, config, plan: dict, models: dict[str, Path], rows: list[dict],
-               seconds: dict[str, float]) -> dict:
+def _summarise(output: Path, config, plan: dict, models: dict[tuple, Path], rows: list[dict],
+               seconds: dict[str, float], methods: list[str], compressions: list[str]) -> dict:
     counts = {s: {"real": sum(r["split"] == s and r["label"] == 0 for r in rows),
                   "fake": sum(r["split"] == s and r["label"] == 1 for r in rows)} for s in SPLITS}
+    per_method = {m: sum(r["method"] == m for r in rows) for m in methods}
     frames = without_face = 0
-    model_info = {split: {"workdir": os.path.relpath(workdir, output),
-                          "identities": [p for p, split_of in plan["splits"].items() if split_of == split]}
-                  for split, workdir in models.items()}
+    model_info = {"/".join(k for k in key if k): {"workdir": os.path.relpath(workdir, output),
+                                                  "identities": [key[2]] if key[2] else
+                                                  [p for p, s in plan["splits"].items() if s == key[1]]}
+                  for key, workdir in models.items()}
     for r in rows:
-        if r["label"] == 1:  # the swap's sidecar says which frames it changed and with which checkpoint
+        if r["label"] == 1:  # the fake's sidecar says which frames it changed and with which checkpoint
             sidecar = json.loads((output / r["path"]).with_suffix(".json").read_text())
             frames += len(sidecar["frames"])
             without_face += sum(not f["manipulated"] for f in sidecar["frames"])
-            model_info[r["split"]].update(step=sidecar["model"]["step"], config_hash=sidecar["model"]["config_hash"])
-    return {"dataset": str(output), "config": config.to_dict(), "plan": plan, "models": model_info,
-            "counts": counts, "fake_frames": frames, "fake_frames_without_face": without_face,
+            key = "/".join(k for k in (r["method"], r["split"], r["target"] if r["method"] in PER_TARGET else "") if k)
+            model_info[key].update(step=sidecar["model"]["step"], config_hash=sidecar["model"]["config_hash"])
+    return {"dataset": str(output), "config": config.to_dict(), "plan": plan, "methods": methods,
+            "compressions": ["raw"] + compressions, "models": model_info, "counts": counts,
+            "fakes_per_method": per_method, "fake_frames": frames, "fake_frames_without_face": without_face,
             "seconds": seconds, "manifest": "manifest.csv"}
-

@@ -130,7 +130,7 @@ def test_build_dataset_cache(synth, tmp_path):
         np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
     assert first.missing == second.missing
     assert len(first) == first.crops.shape[0] and first.crops.shape[1:] == (64, 64, 3)
-    assert set(first.labels.tolist()) <= {0, 1} and set(first.methods.tolist()) <= {"real", "fake"}
+    assert set(first.labels.tolist()) <= {0, 1} and set(first.methods.tolist()) <= {"real", "exact-swap"}
     for vid, item in enumerate(items):  # every sampled frame is a crop or listed as missing
         assert (first.video_ids == vid).sum() + len(first.missing.get(str(item.path), [])) == 4
 

@@ -126,8 +126,13 @@ def test_demo_detect(clips, tmp_path, monkeypatch):
     """The demo's detection step, with the CNNs left out here (their own tests train them)."""
     monkeypatch.setattr(run, "demo_specs", lambda: {"spectral": ("spectral", None), "dct": ("dct", None)})
     videos = clips / "s0" / "videos"
-    summary = run.demo_detect([videos / "a.mp4"], [videos / "a_upsampled.mp4"], tmp_path / "demo")
+    summary = run.demo_detect([videos / "a.mp4"], [videos / "a_upsampled.mp4", videos / "b_as_a_truth.mp4"],
+                              tmp_path / "demo")
     assert set(summary["detectors"]) == {"spectral", "dct"}
+    cross = summary["cross_method"]  # dct trained on each method's fakes alone, scored on both
+    assert set(cross) == {"dct"} and cross["dct"]["methods"] == ["exact-swap", "fake"]
+    assert np.asarray(cross["dct"]["auc"]).shape == (2, 2) and cross["dct"]["auc"][1][1] > 0.8
+    assert "Cross-method matrix" in (tmp_path / "demo" / "report.md").read_text()
     assert summary["frames"]["test"]["real"] > 0 and summary["frames"]["test"]["fake"] > 0
     assert summary["detectors"]["spectral"]["frame_auc"] > 0.9  # up-sampling is what the spectrum shows
     assert (tmp_path / "demo" / "report.md").exists() and (tmp_path / "demo" / "roc_dct.png").exists()

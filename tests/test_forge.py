@@ -13,7 +13,7 @@ from dfjax import media
 from dfjax.cli import app
 
 runner = CliRunner()
-TINY = ["--config", "forge.py:tiny", "--set", "model.steps=4", "--set", "model.batch_per_side=4", "--quiet"]
+TINY = ["--config", "forge.py:tiny", "--set", "model.steps=4", "--set", "model.batch=4", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def people(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dataset(people):
     out = people.parent / "dataset"
-    result = runner.invoke(app, ["forge", str(people), "-o", str(out), *TINY])
+    result = runner.invoke(app, ["forge", str(people), "-o", str(out), *TINY, "--set", "fakes.compressions=c23"])
     assert result.exit_code == 0, result.output
     return out
 
@@ -57,8 +57,61 @@ def test_tree_manifest_and_splits(dataset, people):
     assert not (dataset / "manifest-val.csv").exists()
     summary = json.loads((dataset / "forge.json").read_text())
     assert summary["counts"]["test"] == {"real": 2, "fake": 2}
-    assert {s: len(m["identities"]) for s, m in summary["models"].items()} == {"train": 2, "test": 2}
+    assert {s: len(m["identities"]) for s, m in summary["models"].items()} == {"DFJaxAE/train": 2, "DFJaxAE/test": 2}
     assert summary["fake_frames"] == 4 * 12
+
+
+def test_compressed_copies_have_every_frame_the_tags_and_their_own_manifests(dataset):
+    raw = list(csv.DictReader((dataset / "manifest.csv").open()))
+    c23 = list(csv.DictReader((dataset / "manifest-c23.csv").open()))
+    assert [r["path"].replace("/c23/", "/raw/") for r in c23] == [r["path"] for r in raw]
+    assert list(csv.DictReader((dataset / "manifest-c23-test.csv").open())) == [r for r in c23 if r["split"] == "test"]
+    for row in c23:
+        copy, original = dataset / row["path"], dataset / row["path"].replace("/c23/", "/raw/")
+        a = np.stack([f for _, f in media.iter_frames(copy)]).astype(np.float64)
+        b = np.stack([f for _, f in media.iter_frames(original)]).astype(np.float64)
+        assert a.shape == b.shape
+        psnr = 10 * np.log10(255 ** 2 / np.mean((a - b) ** 2))
+        assert 25 < psnr < 60, psnr  # re-encoded at CRF 23: close, not identical
+        if row["label"] == "1":
+            assert media.container_metadata(copy)["dfjax_synthetic"] == "true"
+    assert json.loads((dataset / "forge.json").read_text())["compressions"] == ["raw", "c23"]
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_every_method_in_two_jobs(people, tmp_path):
+    """The four generators (swap, conditioned swap, FOMM, reenactor) in two processes at once: each fake
+    comes with masks where its method changed pixels, from a model trained on its split's people only."""
+    out = tmp_path / "all"
+    steps = [f"--set={m}.{k}={v}" for m in ("model", "dvp", "fomm", "reenact") for k, v in (("steps", 4), ("batch", 4))]
+    result = runner.invoke(app, ["forge", str(people), "-o", str(out), "--config", "forge.py:tiny,all", *steps,
+                                 "--set", "fakes.compressions=c40", "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    assert "round 1: 2 jobs" in result.output
+    rows = list(csv.DictReader((out / "manifest.csv").open()))
+    methods = {"DFJaxAE", "DFJaxDVP", "DFJaxFOMM", "DFJaxDVPR"}
+    assert {r["method"] for r in rows if r["label"] == "1"} == methods
+    summary = json.loads((out / "forge.json").read_text())
+    assert summary["fakes_per_method"] == dict.fromkeys(methods, 4)
+    splits = {r["source"]: r["split"] for r in rows}
+    for r in (r for r in rows if r["label"] == "1"):
+        fake = out / r["path"]
+        frames = np.stack([f for _, f in media.iter_frames(fake)])
+        masks = np.stack([m for _, m in media.iter_frames(fake.with_suffix(".masks.mkv"), gray=True)])
+        assert len(frames) == len(masks) == 12 and 0.02 < (masks > 0).mean() < 0.9
+        sidecar = json.loads(fake.with_suffix(".json").read_text())
+        assert all(f["manipulated"] for f in sidecar["frames"])
+        model = sidecar["model"]["workdir"]  # that split's model (the reenactor: the target's own)
+        assert f"/{r['method']}/{splits[r['source']]}" in model and splits[r["target"]] == r["split"]
+        if r["method"] == "DFJaxDVPR":
+            assert model.endswith(f"/{r['target']}")
+        assert (out / r["path"].replace("/raw/", "/c40/")).is_file()
+    # FOMM and the reenactor show the target's frame: its first pixels are the target's still, not the source's
+    fomm = next(r for r in rows if r["method"] == "DFJaxFOMM")
+    still = media.read_image(out / "forge" / "stills" / f"{fomm['target']}.png")
+    first = next(f for _, f in media.iter_frames(out / fomm["path"]))
+    assert np.abs(first[:8, :8].astype(int) - still[:8, :8]).mean() < 12
 
 
 def test_a_second_call_redoes_nothing_and_detect_reads_the_manifest(dataset, people):
@@ -89,8 +142,8 @@ def test_shards_split_the_work_and_a_last_call_writes_the_same_manifest(people, 
     first = runner.invoke(app, ["forge", str(people), "-o", str(out), *TINY, "--shard", "0/2"])
     assert first.exit_code == 0 and "did its part" in first.output, first.output
     assert not (out / "manifest.csv").exists()  # shard 1's models and fakes are missing
-    assert (out / "forge" / "models" / "train" / "forge_done.json").exists()  # shard 0 trained split 0
-    assert not (out / "forge" / "models" / "test").exists()
+    assert (out / "forge" / "models" / "DFJaxAE" / "train" / "forge_done.json").exists()  # shard 0 trained split 0
+    assert not (out / "forge" / "models" / "DFJaxAE" / "test").exists()
     for spec in ("1/2", "0/2"):
         result = runner.invoke(app, ["forge", str(people), "-o", str(out), *TINY, "--shard", spec])
         assert result.exit_code == 0, result.output
@@ -99,6 +152,9 @@ def test_shards_split_the_work_and_a_last_call_writes_the_same_manifest(people, 
 
 @pytest.mark.parametrize("case, words", [
     ("bad_shard", "--shard '3/2' is not I/N"),
+    ("jobs_and_shard", "--jobs 2 is impossible with --shard"),
+    ("unknown_method", "names DFJaxXY; choose from"),
+    ("bad_compression", "c99 is not one of c23, c40"),
     ("one_person", "videos of 1 person"),
     ("split_one", "split.test=1 is impossible"),
     ("too_few_left", "leave 0 for training"),
@@ -113,6 +169,12 @@ def test_bad_input_exits_2_with_one_line(case, words, people, dataset, tmp_path)
         (source / "solo" / "clip.mp4").write_bytes((people / "videos" / "a.mp4").read_bytes())
     elif case == "bad_shard":
         args = ["--shard", "3/2"]
+    elif case == "jobs_and_shard":
+        args = ["--shard", "0/2", "--jobs", "2"]
+    elif case == "unknown_method":
+        args = ["--set", "methods=DFJaxAE,DFJaxXY"]
+    elif case == "bad_compression":
+        args = ["--set", "fakes.compressions=c99"]
     elif case == "split_one":
         args = ["--set", "split.test=1"]
     elif case == "too_few_left":

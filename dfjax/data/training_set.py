@@ -28,6 +28,10 @@ class Side:
     maps: np.ndarray   # uint8 (N, S, S, 3): mask, eyes, mouth
 
 
+def listed_identities(config) -> list[str]:
+    """The face-set folders of `data.identities` (comma-separated), as given."""
+    return [p.strip() for p in str(config.data.get("identities", "") or "").split(",") if p.strip()]
+
 def region_maps(landmarks_crop: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Eye and mouth regions (uint8 0/255) of one aligned face, slightly dilated like faceswap's."""
     eyes = np.zeros((size, size), np.uint8)

@@ -170,10 +170,10 @@ class AnimateTrainer(Trainer):
 
     def prepare(self, workdir: Path, mesh, progress=None) -> None:
         from dfjax.data.synthetic import identity_names
-        from dfjax.data.training_set import synthetic_facesets
+        from dfjax.data.training_set import listed_identities, synthetic_facesets
 
         config, res = self.config, self.config.model.res
-        sets = [p for p in (config.data.a, config.data.b) if p]
+        sets = listed_identities(config) or [p for p in (config.data.a, config.data.b) if p]
         if not sets:
             names = identity_names(int(config.data.get("synth_identities", 2)))
             sets = synthetic_facesets(workdir, config.data.synth_frames, config.data.synth_size, progress, names)

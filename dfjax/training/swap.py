@@ -28,7 +28,7 @@ from dfjax.data.augment import AugmentConfig, augment_batch, sample_indices, tar
 from dfjax.data.controls import face_controls, window_maps
 from dfjax.data.faceset import FaceSet
 from dfjax.data.loader import HostLoader
-from dfjax.data.training_set import Side, load_side, synthetic_facesets
+from dfjax.data.training_set import Side, listed_identities, load_side, synthetic_facesets
 from dfjax.errors import UserError
 from dfjax.models.autoencoder import ARCHITECTURES, LATENTS, FaceSwapAE, resolution
 from dfjax.models.conditioning import C_MAPS
@@ -55,9 +55,6 @@ class SwapData:
     vgg: Any = None         # the fixed VGG16 parameters of the perceptual loss
 
 
-def listed_identities(config: ml_collections.ConfigDict) -> list[str]:
-    """The face-set folders of `data.identities` (comma-separated), as given."""
-    return [p.strip() for p in str(config.data.get("identities", "") or "").split(",") if p.strip()]
 
 
 def identity_sets(config: ml_collections.ConfigDict) -> dict[str, str]:
