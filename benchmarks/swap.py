@@ -12,7 +12,16 @@ masks (the swap writes them beside the video). Then the ceiling those costs impl
 available: cores x 1000 / (sum of the stages' CPU ms), and the slowest serial stage's own limit
 (decode and encode run in one process each; face finding spreads over the workers). Then `dfjax
 swap` end to end for each `--workers` count (0: the swap's default, every core but one), as frames
-per second and as a fraction of the ceiling. Last, one line per x264 `--presets` entry: the swapped frames encoded at
+per second and as a fraction of the ceiling, over the whole call and (`--marginal`) at the steady
+rate: a swap of the video played forwards then backwards minus a swap of it played once, which
+takes out loading, compiling, the workers' start and the pipeline's filling and draining (the face
+workers run up to 2 x workers + 3 stretches of 48 frames ahead). The marginal line also has the CPU
+milliseconds per frame of every process of the swap together (main process and face workers),
+which a loaded machine changes less than wall time: near the stages' sum, little is lost outside
+them. Before those, what handing a
+frame to a face worker costs the sender, through a pipe (as before) and through shared memory.
+With `--before FILE`, each stage's, the ceiling's and each workers count's figure beside an
+earlier run's. Last, one line per x264 `--presets` entry: the swapped frames encoded at
 the swap's CRF with that preset, its CPU milliseconds per frame, file size and PSNR against the
 swapped frames themselves (what a `--lossless` swap stores).
 """
@@ -117,6 +126,68 @@ def psnr(reference: list, frames) -> float:
     return 10 * np.log10(255.0 ** 2 / max(squared / count, 1e-12))
 
 
+def tree_cpu_seconds() -> float:
+    """CPU seconds (user + system) so far of this process and every live descendant (the face workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents, cpu = {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)] = int(fields[1])
+            cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, grew = {os.getpid()}, True
+    while grew:
+        found = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return sum(cpu.get(pid, 0.0) for pid in tree)
+
+
+class Progress:
+    """A progress object for `swap` that keeps the wall time and the CPU seconds of every process of the
+    swap (this one, the face workers) at the last frame, while the workers are still alive."""
+
+    def __init__(self):
+        self.total, self.frames, self.last = 0, 0, None
+
+    def add_task(self, *args, total: int = 0, **kwargs) -> int:
+        self.total = total
+        return 0
+
+    def advance(self, task: int, amount: int = 1) -> None:
+        self.frames += amount
+        if self.frames >= self.total:
+            self.last = (time.perf_counter(), tree_cpu_seconds())
+
+
+def timed_swap(video: Path, out: Path, model_dir: Path, options: SwapOptions) -> tuple[dict, float, float]:
+    """(summary, wall seconds, CPU seconds of every process) of one swap, from the call to its last frame."""
+    progress = Progress()
+    t0, c0 = time.perf_counter(), tree_cpu_seconds()
+    summary = swap(video, out, model_dir, options, progress=progress)
+    t1, c1 = progress.last
+    return summary, t1 - t0, c1 - c0
+
+
+def doubled_clips(video: Path, folder: Path) -> tuple[Path, Path]:
+    """The video re-encoded as it is (x1) and followed by itself backwards (x2), the same way, so that
+    a swap of x2 minus one of x1 is the cost of 309 more frames with loading, compiling, worker start
+    and the pipeline's filling and draining taken out."""
+    info = media.probe(video)
+    frames = [frame for _, frame in media.iter_frames(video)]
+    clips = []
+    for name, sequence in (("x1.mp4", frames), ("x2.mp4", frames + frames[::-1])):
+        with media.VideoWriter(folder / name, info.fps, info.width, info.height, crf=16, preset="veryfast") as writer:
+            for frame in sequence:
+                writer.write(frame)
+        clips.append(folder / name)
+    return clips[0], clips[1]
+
+
 def compare_with(emit: Reporter, before: Path) -> None:
     """Lines of this run's stages, ceiling and end-to-end figures beside those of an earlier run."""
     import json
@@ -152,6 +223,9 @@ def main() -> None:
                         help="x264 threads of the encode stage and the end-to-end runs (0: x264 chooses)")
     parser.add_argument("--presets", default="medium,veryfast,ultrafast",
                         help="comma-separated x264 presets to compare (CPU, size, PSNR); empty: none")
+    parser.add_argument("--marginal", action=argparse.BooleanOptionalAction, default=True,
+                        help="also swap the video re-encoded (x1) and followed by itself backwards (x2): their "
+                             "difference is the steady rate, without start-up, filling and draining")
     parser.add_argument("--before", default=None,
                         help="an earlier run's JSON lines: one more line per stage and per workers count with "
                              "its figure beside this run's")
@@ -250,11 +324,20 @@ def main() -> None:
               "ceiling_frames_per_s": round(ceiling, 1),
               "serial_stage_limits_frames_per_s": {k: round(v, 1) for k, v in serial.items()},
               "bound": round(min(ceiling, *serial.values()), 1)})
+        x1, x2 = doubled_clips(video, Path(tmp)) if args.marginal else (None, None)
         for workers in (int(w) for w in args.workers.split(",")):
             t0 = time.perf_counter()
             options = SwapOptions(workers=workers, preset=args.preset, encode_threads=args.encode_threads)
             summary = swap(video, Path(tmp) / f"end_to_end_{workers}.mp4", model_dir, options)
             seconds = time.perf_counter() - t0
+            marginal = {}
+            if args.marginal:
+                _, wall1, cpu1 = timed_swap(x1, Path(tmp) / f"x1_{workers}.mp4", model_dir, options)
+                _, wall2, cpu2 = timed_swap(x2, Path(tmp) / f"x2_{workers}.mp4", model_dir, options)
+                marginal = {"marginal_frames_per_s": round(n / (wall2 - wall1), 1),
+                            "marginal_fraction_of_ceiling": round(n / (wall2 - wall1) / ceiling, 2),
+                            "marginal_cpu_ms_per_frame_all_processes": round(1e3 * (cpu2 - cpu1) / n, 2),
+                            "marginal_cores_busy": round((cpu2 - cpu1) / (wall2 - wall1), 2)}
             pipeline_fps = summary["frames_per_second"]  # from the first frame to the last (not loading, compiling)
             face_workers = workers or max(1, (os.cpu_count() or 2) - 1)  # as dfjax.swap.swap_video chooses
             emit({"benchmark": "swap", "case": "end_to_end", "workers_option": workers, "face_workers": face_workers,
@@ -262,7 +345,7 @@ def main() -> None:
                   "frames_per_s": round(n / seconds, 1), "fraction_of_ceiling": round(n / seconds / ceiling, 2),
                   "pipeline_frames_per_s": pipeline_fps,
                   "pipeline_fraction_of_ceiling": round(pipeline_fps / ceiling, 2),
-                  "frames_swapped": summary["frames_swapped"]})
+                  "frames_swapped": summary["frames_swapped"], **marginal})
         for preset in filter(None, args.presets.split(",")):
             path, wall, cpu = cpu_timed(lambda: encode(preset, f"preset_{preset}.mp4"))
             emit({"benchmark": "swap", "case": "preset", "preset": preset, "crf": SwapOptions.crf,
