@@ -56,3 +56,25 @@ def test_detect_tiny_run(tmp_path):
     assert all(r["train_images_per_s"] > 0 and r["infer_frames_per_s"] > 0 for r in results)
     assert results[-1]["size"] == 64 and results[-1]["loss_finite"] and results[-1]["params_m"] > 0
     assert [json.loads(line) for line in out.read_text().splitlines()] == lines
+
+
+def test_animate_tiny_run(tmp_path, astronaut_png, panned_video):
+    out = tmp_path / "animate.jsonl"
+    lines = run("animate.py", "--steps", "1", "--warmup", "1", "--default-steps", "0", "--frames", "6",
+                "--source", str(astronaut_png), "--driver", str(panned_video), "--out", str(out))
+    header, train, default, inference, *stages, ceiling, end = lines
+    assert header["case"] == "header" and header["cores"] >= 1
+    assert train["config"] == "configs/animate.py:tiny" and train["images_per_s"] > 0 and train["loss_finite"]
+    assert "skipped" in default and inference["frames"] == 6
+    assert [s["stage"] for s in stages] == ["decode", "faces", "keypoints+generation", "paste", "encode"]
+    assert all(s["cpu_ms_per_frame"] >= 0 for s in stages) and stages[2]["cpu_ms_per_frame"] > 0
+    total = sum(s["cpu_ms_per_frame"] for s in stages)
+    assert ceiling["cpu_ms_per_frame_total"] == pytest.approx(total, abs=0.1)
+    assert ceiling["ceiling_frames_per_s"] == pytest.approx(ceiling["cores"] * 1e3 / total, rel=0.02)
+    assert end["case"] == "end_to_end" and end["frames_animated"] == 6 and 0 < end["fraction_of_ceiling"]
+    assert [json.loads(line) for line in out.read_text().splitlines()] == lines
+
+
+def test_animate_missing_inputs_skip_inference(tmp_path):
+    lines = run("animate.py", "--no-train", "--source", str(tmp_path / "absent.jpg"))
+    assert len(lines) == 2 and "skipped" in lines[1] and lines[1]["case"] == "inference"
