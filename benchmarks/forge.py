@@ -40,6 +40,20 @@ def run(args: list[str]) -> float:
     return round(time.perf_counter() - started, 1)
 
 
+def ceiling(summary: dict, jobs: int) -> dict:
+    """CPU seconds per stage and, for the fakes, CPU ms per frame, the frames/s they allow on every core
+    (cores x 1000 / ms) and the frames/s reached as a fraction of that (one process only: with --jobs the
+    summary holds the last job's CPU time alone)."""
+    if jobs != 1 or "cpu_seconds" not in summary:
+        return {}
+    cpu, frames, cores = summary["cpu_seconds"], summary["fake_frames"], os.cpu_count() or 1
+    ms = 1000 * cpu["fakes"] / max(frames, 1)
+    limit = cores * 1000 / max(ms, 1e-9)
+    reached = frames / max(summary["seconds"]["fakes"], 1e-9)
+    return {"cpu_seconds_per_stage": cpu, "fakes_cpu_ms_per_frame": round(ms, 1),
+            "fakes_ceiling_frames_per_s": round(limit, 1), "fakes_fraction_of_ceiling": round(reached / limit, 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--identities", type=int, default=8)
@@ -70,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
           "models": {s: {"identities": m["identities"], "step": m.get("step")} for s, m in summary["models"].items()},
           "fakes_per_method": summary["fakes_per_method"],
           "fake_frames": summary["fake_frames"], "fake_frames_without_face": summary["fake_frames_without_face"],
-          "fakes_frames_per_s": round(summary["fake_frames"] / max(fakes_s, 1e-9), 1)})
+          "fakes_frames_per_s": round(summary["fake_frames"] / max(fakes_s, 1e-9), 1), **ceiling(summary, args.jobs)})
     for row, arg in CONTROL.items():
         out = root / "control" / row
         seconds = run(["detect-eval", "--train", str(dataset / "manifest-train.csv"),

@@ -229,6 +229,27 @@ def transcode(source: Path, target: Path, crf: int) -> None:
             writer.write(frame)
 
 
+class _Clock:
+    """Wall and CPU seconds per stage: CPU of this process's threads and of its worker processes that
+    have finished (face finding's pools end with their stage)."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), self._cpu()
+
+    @staticmethod
+    def _cpu() -> float:
+        import resource
+
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + children.ru_utime + children.ru_stime
+
+    def lap(self) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), self._cpu()
+        out = (round(wall - self.wall, 1), round(cpu - self.cpu, 1))
+        self.wall, self.cpu = wall, cpu
+        return out
+
+
 def parse_shard(spec: str | None) -> tuple[int, int]:
     """`--shard I/N` (0 <= I < N) as (I, N); None: the whole job, (0, 1)."""
     if not spec:
@@ -310,7 +331,8 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
                         "(one subfolder of videos per person), at least 4 to hold some out for testing.")
     splits = plan_splits(list(videos), config)
     seconds: dict[str, float] = {}
-    clock = time.perf_counter()
+    cpu_seconds: dict[str, float] = {}
+    clock = _Clock()
     plan = {"input": str(inputs.resolve()), "seed": int(config.seed), "splits": splits,
             "videos": {p: [f.stem for f in v] for p, v in videos.items()}}
     _check_plan(output / "forge" / "plan.json", plan)
@@ -324,7 +346,7 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
                 _extract_faces(footage, facesets[person], config, progress)
     write_json(output / "forge" / "plan.json", plan)  # the faces are there: the plan holds from now on
     _wait_for([p for p, f in facesets.items() if not (f / "faceset.json").exists()], "the face sets of")
-    seconds["faces"], clock = round(time.perf_counter() - clock, 1), time.perf_counter()
+    seconds["faces"], cpu_seconds["faces"] = clock.lap()
 
     originals = output / "original_sequences" / "dfjax" / "raw" / "videos"
     for footage in (f for v in videos.values() for f in v):
@@ -332,7 +354,7 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
     stills = {}
     if any(m.kind == "animate" for m in methods):
         stills = {p: still_of(p, v[0], facesets[p], output / "forge" / "stills" / f"{p}.png") for p, v in videos.items()}
-    seconds["originals"], clock = round(time.perf_counter() - clock, 1), time.perf_counter()
+    seconds["originals"], cpu_seconds["originals"] = clock.lap()
 
     groups = {s: [p for p, split in splits.items() if split == s] for s in SPLITS}
     models = model_jobs(methods, groups, output)
@@ -343,7 +365,7 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
                    [facesets[p] for p in people], workdir, config, progress)
     _wait_for([str(w.relative_to(output / "forge" / "models")) for w in models.values()
                if not (w / "forge_done.json").exists()], "the models")
-    seconds["models"], clock = round(time.perf_counter() - clock, 1), time.perf_counter()
+    seconds["models"], cpu_seconds["models"] = clock.lap()
 
     rows, pending, number = [], [], 0
     fakes = Fakes(config, models, facesets, stills, progress)
@@ -369,7 +391,7 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
                     rows.append({"path": os.path.relpath(fake, output), "label": 1, "method": method.name,
                                  "source": person, "target": target, "split": split})
     _wait_for(pending, "the fakes")
-    seconds["fakes"], clock = round(time.perf_counter() - clock, 1), time.perf_counter()
+    seconds["fakes"], cpu_seconds["fakes"] = clock.lap()
 
     copies = [(c, r) for c in compressions for r in rows]
     for k, (compression, row) in enumerate(copies):
@@ -379,9 +401,10 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
     _wait_for([compressed_path(r["path"], c) for c, r in copies if not (output / compressed_path(r["path"], c)).exists()],
               "the compressed copies")
     if compressions:
-        seconds["compressions"] = round(time.perf_counter() - clock, 1)
+        seconds["compressions"], cpu_seconds["compressions"] = clock.lap()
 
     summary = _summarise(output, config, plan, models, rows, seconds, [m.name for m in methods], compressions)
+    summary["cpu_seconds"] = cpu_seconds  # this process's threads and its finished worker processes
     for compression in ["raw"] + compressions:
         prefix = "manifest" if compression == "raw" else f"manifest-{compression}"
         at = [dict(r, path=compressed_path(r["path"], compression)) for r in rows]

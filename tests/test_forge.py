@@ -59,6 +59,7 @@ def test_tree_manifest_and_splits(dataset, people):
     assert summary["counts"]["test"] == {"real": 2, "fake": 2}
     assert {s: len(m["identities"]) for s, m in summary["models"].items()} == {"DFJaxAE/train": 2, "DFJaxAE/test": 2}
     assert summary["fake_frames"] == 4 * 12
+    assert set(summary["cpu_seconds"]) == set(summary["seconds"]) and summary["cpu_seconds"]["models"] > 0
 
 
 def test_compressed_copies_have_every_frame_the_tags_and_their_own_manifests(dataset):
