@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None, help="keep the footage, dataset and reports here")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    methods = "DFJaxAE,DFJaxDVP,DFJaxFOMM,DFJaxDVPR" if args.methods == "all" else args.methods
+    methods = args.methods
     emit = Reporter()
     root = Path(args.workdir or tempfile.mkdtemp(prefix="dfjax-forge-"))
     emit({"benchmark": "forge", "case": "header", "date": dt.date.today().isoformat(), "cpu_count": os.cpu_count(),

@@ -19,9 +19,6 @@ import ml_collections
 
 from dfjax.config import parse_arg
 
-METHODS = ("DFJaxAE", "DFJaxDVP", "DFJaxFOMM", "DFJaxDVPR")
-
-
 def _method(config: str, steps: int, batch: int, checkpoint_every: int) -> ml_collections.ConfigDict:
     m = ml_collections.ConfigDict()
     m.config = config  # the training config (configs/<file>[:arg])
@@ -37,7 +34,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
 
     c = ml_collections.ConfigDict()
     c.seed = 0
-    c.methods = ",".join(METHODS) if a.all else "DFJaxAE"  # which of METHODS make fakes
+    c.methods = "all" if a.all else "DFJaxAE"  # the methods above that make fakes (comma-separated), or all
 
     c.split = ml_collections.ConfigDict()
     c.split.val = 0  # identities held out for validation (0, or 2 or more: a split's model swaps among them)

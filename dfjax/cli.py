@@ -294,7 +294,8 @@ def forge(
         raise UserError(f"--jobs {jobs} is impossible{' with --shard' if shard else ''}; give --jobs 1 or more, "
                         "and either --jobs (processes on this machine) or --shard (one share of the work).")
     if jobs > 1:
-        chosen_methods(cfg), chosen_compressions(cfg)  # refused here, not in every job
+        chosen_methods(cfg)  # refused here, not in every job
+        chosen_compressions(cfg)
         run_jobs([str(input), "-o", str(output), "--config", config, *[f"--set={o}" for o in overrides]], jobs,
                  echo=lambda line: console.print(line, highlight=False))
         summary = read_json(Path(output) / "forge.json")

@@ -140,12 +140,14 @@ def _extract_faces(footage: list[Footage], target: Path, config, progress) -> Pa
 
 
 def chosen_methods(config: ml_collections.ConfigDict) -> list[Method]:
-    """The methods of `methods` (comma-separated names of METHODS), in the order given."""
+    """The methods of `methods` (comma-separated names of METHODS, in the order given, or `all`)."""
     names = [n.strip() for n in str(config.methods).split(",") if n.strip()]
+    if names == ["all"]:
+        names = list(METHODS)
     unknown = [n for n in names if n not in METHODS]
     if unknown or not names:
         raise UserError(f"methods={config.methods!r} names {', '.join(unknown) or 'no method'}; choose from "
-                        f"{', '.join(METHODS)} (comma-separated).")
+                        f"{', '.join(METHODS)} (comma-separated), or all.")
     return [METHODS[n] for n in dict.fromkeys(names)]
 
 
@@ -269,7 +271,26 @@ class Fakes:
     def __init__(self, config, models: dict[tuple, Path], facesets: dict[str, Path], stills: dict[str, tuple],
                  progress=None):
         self.config, self.models, self.facesets, self.stills, self.progress = config, models, facesets, stills, progress
-        self._loaded, self._swappers = {}, {}
+        self._loaded, self._swappers, self._landmarks, self._stored = {}, {}, {}, {}
+
+    def _driver_landmarks(self, footage: Footage) -> list[np.ndarray]:
+        """The extraction's landmarks of every face of `footage`, read once for all its targets."""
+        if footage.stem not in self._landmarks:
+            self._landmarks[footage.stem] = list(face_landmarks(footage, self.facesets[footage.identity]).values())
+        return self._landmarks[footage.stem]
+
+    def _stored_faces(self, person: str) -> Path | None:
+        """The person's face set when it holds landmarks, pose and gaze (reenact drives with them), else None
+        (faces found live); checked once per person."""
+        from dfjax.data.faceset import FaceSet
+
+        if person not in self._stored:
+            self._stored[person] = self.facesets[person]
+            try:
+                FaceSet(self.facesets[person]).require("landmarks", "pose", "gaze")
+            except UserError:
+                self._stored[person] = None
+        return self._stored[person]
 
     def _swapper(self, method: Method, split: str, target: str):
         from dfjax.swap import SwapOptions, Swapper
@@ -295,18 +316,12 @@ class Fakes:
             still, landmarks = self.stills[target]  # the faces the extraction found: no detection on them
             animate(self.models[method.name, split, ""], still, footage.path, fake, AnimateOptions(crf=crf),
                     overwrite=True, progress=self.progress, source_landmarks=landmarks,
-                    driver_landmarks=list(face_landmarks(footage, self.facesets[footage.identity]).values()))
+                    driver_landmarks=self._driver_landmarks(footage))
         else:
-            from dfjax.data.faceset import FaceSet
             from dfjax.reenact import ReenactOptions, reenact
 
-            stored = self.facesets[footage.identity]
-            try:  # the driver's stored landmarks, pose and gaze when its face set has them; else found live
-                FaceSet(stored).require("landmarks", "pose", "gaze")
-            except UserError:
-                stored = None
             reenact(self.models[method.name, split, target], footage.path, fake, ReenactOptions(crf=crf),
-                    driver_faces=stored, overwrite=True, progress=self.progress)
+                    driver_faces=self._stored_faces(footage.identity), overwrite=True, progress=self.progress)
 
 
 def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigDict, *, shard: str | None = None,
@@ -472,13 +487,18 @@ def _wait_for(missing: list[str], what: str) -> None:
                            "(other shards' work); run the remaining shards, then `dfjax forge` once more to finish.")
 
 
+def model_name(method: str, split: str, person: str = "") -> str:
+    """A model's name in forge.json: method/split, or method/split/person for one trained per target."""
+    return "/".join(part for part in (method, split, person) if part)
+
+
 def _summarise(output: Path, config, plan: dict, models: dict[tuple, Path], rows: list[dict],
                seconds: dict[str, float], methods: list[str], compressions: list[str]) -> dict:
     counts = {s: {"real": sum(r["split"] == s and r["label"] == 0 for r in rows),
                   "fake": sum(r["split"] == s and r["label"] == 1 for r in rows)} for s in SPLITS}
     per_method = {m: sum(r["method"] == m for r in rows) for m in methods}
     frames = without_face = 0
-    model_info = {"/".join(k for k in key if k): {"workdir": os.path.relpath(workdir, output),
+    model_info = {model_name(*key): {"workdir": os.path.relpath(workdir, output),
                                                   "identities": [key[2]] if key[2] else
                                                   [p for p, s in plan["splits"].items() if s == key[1]]}
                   for key, workdir in models.items()}
@@ -487,7 +507,7 @@ def _summarise(output: Path, config, plan: dict, models: dict[tuple, Path], rows
             sidecar = json.loads((output / r["path"]).with_suffix(".json").read_text())
             frames += len(sidecar["frames"])
             without_face += sum(not f["manipulated"] for f in sidecar["frames"])
-            key = "/".join(k for k in (r["method"], r["split"], r["target"] if r["method"] in PER_TARGET else "") if k)
+            key = model_name(r["method"], r["split"], r["target"] if r["method"] in PER_TARGET else "")
             model_info[key].update(step=sidecar["model"]["step"], config_hash=sidecar["model"]["config_hash"])
     return {"dataset": str(output), "config": config.to_dict(), "plan": plan, "methods": methods,
             "compressions": ["raw"] + compressions, "models": model_info, "counts": counts,
