@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from report import Reporter  # noqa: E402
+from report import Reporter, Stages, available_cores, cpu_timed  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -51,13 +51,6 @@ from dfjax.config import apply_overrides, load_config  # noqa: E402
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 DEFAULT_SOURCE = SHARED / "images" / "obama.jpg"
 DEFAULT_DRIVER = SHARED / "ffpp_634.mp4"
-
-
-def cpu_timed(fn):
-    """(result, wall seconds, CPU seconds of this process) of fn()."""
-    w0, c0 = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, time.perf_counter() - w0, time.process_time() - c0
 
 
 def train_config(spec: str, overrides: list[str]):
@@ -137,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     emit = Reporter()
     source, driver = Path(args.source), Path(args.driver)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = available_cores()
     emit({"benchmark": "animate", "case": "header", "date": date.today().isoformat(), "jax": jax.__version__,
           "backend": jax.default_backend(), "device": jax.devices()[0].device_kind, "cpu_count": os.cpu_count(),
           "cores": cores, "load_average": [round(x, 2) for x in os.getloadavg()]})
@@ -180,13 +173,7 @@ def main() -> None:
               "source_size": list(image.shape[1::-1]), "driver": driver.name, "frames": n,
               "driver_size": [info.width, info.height], "model": str(model_dir) if args.model else "throw-away tiny",
               "model_step": model.step, "resolution": res})
-        cpu_ms: dict[str, float] = {}
-
-        def stage(name: str, wall: float, cpu: float, **extra) -> None:
-            cpu_ms[name] = 1e3 * cpu / n
-            emit({"benchmark": "animate", "stage": name, "seconds": round(wall, 3),
-                  "cpu_ms_per_frame": round(cpu_ms[name], 2), "ms_per_frame": round(1e3 * wall / n, 2),
-                  "frames_per_s": round(n / wall, 1), **extra})
+        stage = Stages(emit, "animate", n, cores)
 
         def decode_pass():
             for _ in media.iter_frames(clip):
@@ -250,13 +237,7 @@ def main() -> None:
 
         _, wall, cpu = cpu_timed(encode)
         stage("encode", wall, cpu, note="H.264 output and FFV1 masks")
-        total = sum(cpu_ms.values())
-        ceiling = cores * 1e3 / total
-        serial = {k: 1e3 / cpu_ms[k] for k in ("decode", "encode")}
-        emit({"benchmark": "animate", "case": "ceiling", "cores": cores, "cpu_ms_per_frame_total": round(total, 2),
-              "ceiling_frames_per_s": round(ceiling, 1),
-              "serial_stage_limits_frames_per_s": {k: round(v, 1) for k, v in serial.items()},
-              "bound": round(min(ceiling, *serial.values()), 1)})
+        ceiling = stage.ceiling({"decode": ("decode",), "encode": ("encode",)})
         t0 = time.perf_counter()
         summary = animate(model_dir, source, clip, Path(tmp) / "end_to_end.mp4", AnimateOptions())
         seconds = time.perf_counter() - t0

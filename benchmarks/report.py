@@ -1,9 +1,11 @@
-"""JSON-line output shared by the benchmark scripts: stdout gets only JSON, --out gets the same lines."""
+"""What the benchmark scripts share: JSON-line output (stdout gets only JSON, --out gets the same lines),
+CPU-timed calls, and the stage-by-stage ceiling of a pipeline."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 
@@ -24,3 +26,58 @@ class Reporter:
         tmp = path.with_name(f".{path.name}.partial")
         tmp.write_text("\n".join(self.lines) + "\n")
         os.replace(tmp, path)
+
+
+def cpu_timed(fn):
+    """(result, wall seconds, CPU seconds of this process, every thread counted) of fn()."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w0, time.process_time() - c0
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class Stages:
+    """A pipeline's stages, each measured alone, as JSON lines with their CPU milliseconds per frame; then
+    the ceiling they imply for the cores available (cores x 1000 / the sum) and the limit of each stage
+    that runs on one thread of its own (`serial`: its name -> the stages it is made of)."""
+
+    def __init__(self, emit: Reporter, benchmark: str, frames: int, cores: int):
+        self.emit, self.benchmark, self.frames, self.cores = emit, benchmark, frames, cores
+        self.cpu_ms: dict[str, float] = {}
+
+    def __call__(self, name: str, wall: float, cpu: float, **extra) -> None:
+        n = self.frames
+        self.cpu_ms[name] = 1e3 * cpu / n
+        self.emit({"benchmark": self.benchmark, "stage": name, "seconds": round(wall, 3),
+                   "cpu_ms_per_frame": round(self.cpu_ms[name], 2), "ms_per_frame": round(1e3 * wall / n, 2),
+                   "frames_per_s": round(n / wall, 1), **extra})
+
+    def ceiling(self, serial: dict[str, tuple[str, ...]]) -> float:
+        total = sum(self.cpu_ms.values())
+        ceiling = self.cores * 1e3 / total
+        limits = {name: 1e3 / sum(self.cpu_ms[s] for s in parts) for name, parts in serial.items()}
+        self.emit({"benchmark": self.benchmark, "case": "ceiling", "cores": self.cores,
+                   "cpu_ms_per_frame_total": round(total, 2), "ceiling_frames_per_s": round(ceiling, 1),
+                   "serial_stage_limits_frames_per_s": {k: round(v, 1) for k, v in limits.items()},
+                   "bound": round(min(ceiling, *limits.values()), 1)})
+        return ceiling
+
+
+def in_fresh_process(script: str | Path, function: str, *args):
+    """`function(*args)` of the benchmark file `script`, called in a new Python process started with
+    `-c` (arguments and result as JSON). Its first call starts as cold as a `dfjax` command does, and its
+    face workers, like the CLI's, have no heavy main module to import again (a benchmark file imports
+    JAX; a worker forked for a call made from it would import that file too)."""
+    import subprocess
+    import sys
+
+    code = ("import importlib.util, json, sys; "
+            "spec = importlib.util.spec_from_file_location('benchmark', sys.argv[1]); "
+            "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+            "print(json.dumps(getattr(module, sys.argv[2])(*json.loads(sys.argv[3]))))")
+    done = subprocess.run([sys.executable, "-c", code, str(script), function, json.dumps(list(args))],
+                          check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -11,8 +11,10 @@ batched inference; colour, mask and paste-back; H.264 encoding; FFV1 encoding of
 masks (the swap writes them beside the video). Then the ceiling those costs imply for the cores
 available: cores x 1000 / (sum of the stages' CPU ms), and the slowest serial stage's own limit
 (decode and encode run in one process each; face finding spreads over the workers). Then `dfjax
-swap` end to end for each `--workers` count (0: the swap's default, every core but one), as frames
-per second and as a fraction of the ceiling, over the whole call and (`--marginal`) at the steady
+swap` end to end for each `--workers` count (0: the swap's default, every core but one), each in a new
+process that starts as cold as the CLI (report.in_fresh_process), as frames per second and as a
+fraction of the ceiling, over the whole call to `swap()` (model loading, compiling and the face
+workers' start included; the interpreter's start and imports, about 1 s, not) and (`--marginal`) at the steady
 rate: a swap of the video played forwards then backwards minus a swap of it played once, which
 takes out loading, compiling, the workers' start and the pipeline's filling and draining (the face
 workers run up to 2 x workers + 3 stretches of 48 frames ahead). The marginal line also has the CPU
@@ -33,6 +35,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
@@ -40,7 +43,7 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from report import Reporter  # noqa: E402
+from report import Reporter, Stages, available_cores, cpu_timed, in_fresh_process  # noqa: E402
 
 from dfjax import media  # noqa: E402
 from dfjax.faces.pipeline import ExtractOptions  # noqa: E402
@@ -58,13 +61,6 @@ def throwaway_model() -> Path:
     config = apply_overrides(load_config("configs/swap.py:tiny"), ["train.steps=5", "data.synth_frames=32"])
     train_and_evaluate(config, workdir)
     return workdir
-
-
-def cpu_timed(fn):
-    """(result, wall seconds, CPU seconds of this process) of fn()."""
-    w0, c0 = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, time.perf_counter() - w0, time.process_time() - c0
 
 
 def find_faces_in_process(video: Path, info, finder: ExtractOptions, full_meta: bool = True) -> list:
@@ -164,13 +160,20 @@ class Progress:
             self.last = (time.perf_counter(), tree_cpu_seconds())
 
 
-def timed_swap(video: Path, out: Path, model_dir: Path, options: SwapOptions) -> tuple[dict, float, float]:
-    """(summary, wall seconds, CPU seconds of every process) of one swap, from the call to its last frame."""
+def timed_swap(video: Path, out: Path, model_dir: Path, options: SwapOptions) -> tuple[dict, float, float, float]:
+    """(summary, wall seconds to the return, and to the last frame, CPU seconds of every process to the
+    last frame) of one swap, from the call."""
     progress = Progress()
     t0, c0 = time.perf_counter(), tree_cpu_seconds()
     summary = swap(video, out, model_dir, options, progress=progress)
+    seconds = time.perf_counter() - t0
     t1, c1 = progress.last
-    return summary, t1 - t0, c1 - c0
+    return summary, seconds, t1 - t0, c1 - c0
+
+
+def timed_swaps(model_dir: str, options: dict, jobs: list[list[str]]) -> list:
+    """timed_swap of each [video, output] in turn (called by `in_fresh_process`, with JSON arguments)."""
+    return [timed_swap(Path(video), Path(out), Path(model_dir), SwapOptions(**options)) for video, out in jobs]
 
 
 def doubled_clips(video: Path, folder: Path) -> tuple[Path, Path]:
@@ -240,16 +243,11 @@ def main() -> None:
     model = load_trained(model_dir)
     info = media.probe(video)
     n = info.frames
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = available_cores()
     emit({"benchmark": "swap", "case": "header", "date": date.today().isoformat(), "video": video.name,
           "width": info.width, "height": info.height, "frames": n, "model": model.config.model.arch,
           "resolution": model.resolution, "cpu_count": os.cpu_count(), "cores": cores})
-    cpu_ms: dict[str, float] = {}
-
-    def stage(name: str, wall: float, cpu: float, **extra) -> None:
-        cpu_ms[name] = 1e3 * cpu / n
-        emit({"benchmark": "swap", "stage": name, "seconds": round(wall, 3), "cpu_ms_per_frame": round(cpu_ms[name], 2),
-              "ms_per_frame": round(1e3 * wall / n, 2), "frames_per_s": round(n / wall, 1), **extra})
+    stage = Stages(emit, "swap", n, cores)
 
     frames, wall, cpu = cpu_timed(lambda: [frame for _, frame in media.iter_frames(video)])
     stage("decode", wall, cpu)
@@ -263,7 +261,7 @@ def main() -> None:
     finder = ExtractOptions(size=model.resolution, face_type=face_type, coverage=coverage)
     swapper = Swapper(model, SwapOptions())
     full_meta = swapper.driver is not None  # as swap_video asks the workers: pose, gaze, blinks only when used
-    decode_cpu = cpu_ms["decode"] * n / 1e3
+    decode_cpu = stage.cpu_ms["decode"] * n / 1e3
     compare = {}  # the face stage as extract runs it (256 px crops, full metadata) and with this crop size
     for name, options, full in (("extract_256px_full_meta", ExtractOptions(), True),
                                 (f"swap_{model.resolution}px_full_meta", finder, True)):
@@ -317,23 +315,18 @@ def main() -> None:
 
         _, wall, cpu = cpu_timed(encode_masks)
         stage("mask encode", wall, cpu, codec="ffv1")
-        total = sum(cpu_ms.values())
-        ceiling = cores * 1e3 / total
-        serial = {"decode": 1e3 / cpu_ms["decode"], "encode": 1e3 / (cpu_ms["encode"] + cpu_ms["mask encode"])}
-        emit({"benchmark": "swap", "case": "ceiling", "cores": cores, "cpu_ms_per_frame_total": round(total, 2),
-              "ceiling_frames_per_s": round(ceiling, 1),
-              "serial_stage_limits_frames_per_s": {k: round(v, 1) for k, v in serial.items()},
-              "bound": round(min(ceiling, *serial.values()), 1)})
+        ceiling = stage.ceiling({"decode": ("decode",), "encode": ("encode", "mask encode")})
         x1, x2 = doubled_clips(video, Path(tmp)) if args.marginal else (None, None)
         for workers in (int(w) for w in args.workers.split(",")):
-            t0 = time.perf_counter()
             options = SwapOptions(workers=workers, preset=args.preset, encode_threads=args.encode_threads)
-            summary = swap(video, Path(tmp) / f"end_to_end_{workers}.mp4", model_dir, options)
-            seconds = time.perf_counter() - t0
+            jobs = [(video, Path(tmp) / f"end_to_end_{workers}.mp4")]
+            if args.marginal:
+                jobs += [(x1, Path(tmp) / f"x1_{workers}.mp4"), (x2, Path(tmp) / f"x2_{workers}.mp4")]
+            (summary, seconds, _, _), *doubled = in_fresh_process(__file__, "timed_swaps", str(model_dir), asdict(options),
+                                                                  [[str(v), str(o)] for v, o in jobs])
             marginal = {}
             if args.marginal:
-                _, wall1, cpu1 = timed_swap(x1, Path(tmp) / f"x1_{workers}.mp4", model_dir, options)
-                _, wall2, cpu2 = timed_swap(x2, Path(tmp) / f"x2_{workers}.mp4", model_dir, options)
+                (_, _, wall1, cpu1), (_, _, wall2, cpu2) = doubled
                 marginal = {"marginal_frames_per_s": round(n / (wall2 - wall1), 1),
                             "marginal_fraction_of_ceiling": round(n / (wall2 - wall1) / ceiling, 2),
                             "marginal_cpu_ms_per_frame_all_processes": round(1e3 * (cpu2 - cpu1) / n, 2),

@@ -210,6 +210,10 @@ def reenact(model_dir: str | Path, driver: str | Path, output: str | Path, optio
     info = media.probe(driver)
     if driver_faces is not None:
         FaceSet(driver_faces).require("landmarks", "pose", "gaze")  # refused before the model loads
+    else:
+        from dfjax.faces.pipeline import start_face_finders
+
+        start_face_finders()  # the face workers' server gets ready while the model loads
     reenactor = load_reenactor(model_dir)
     if driver_faces is not None:
         metas = _stored_driver_faces(reenactor, driver, Path(driver_faces), info.frames)

@@ -117,3 +117,27 @@ def test_bad_inputs_exit_2(tmp_path, trained, target_set, panned_video):
                                   "--quiet"])
     assert swapped.exit_code == 2 and "holds a reenactor" in swapped.output, swapped.output
     assert not (tmp_path / "s.mp4").exists()
+
+
+def test_reenact_benchmark_reports_stages_ceiling_and_the_whole_command(trained, panned_video):
+    """benchmarks/reenact.py (#15): each stage's CPU per driver frame, the ceiling their sum implies for the
+    cores, and `reenact` end to end in a fresh process as a fraction of it, every line JSON."""
+    import subprocess
+    import sys
+
+    driver = panned_video
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "reenact.py"),
+                           "--model", str(trained), "--driver", str(driver)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    header, *stages, ceiling, end = [json.loads(line) for line in done.stdout.splitlines()]
+    frames = media.probe(driver).frames
+    assert header["frames"] == frames and header["model_step"] == 250
+    assert [s["stage"] for s in stages] == ["decode", "faces", "maps+generation", "paste", "encode"]
+    assert stages[2]["faces"] >= frames - 2  # the photo's face is found in (nearly) every frame
+    total = sum(s["cpu_ms_per_frame"] for s in stages)
+    assert ceiling["cpu_ms_per_frame_total"] == pytest.approx(total, abs=0.1)
+    assert ceiling["ceiling_frames_per_s"] == pytest.approx(ceiling["cores"] * 1e3 / total, rel=0.02)
+    assert end["case"] == "end_to_end" and end["frames_reenacted"] == stages[2]["faces"]
+    assert 0 < end["fraction_of_ceiling"] == pytest.approx(end["frames_per_s"] / ceiling["ceiling_frames_per_s"],
+                                                           abs=0.01)
