@@ -78,3 +78,11 @@ def test_animate_tiny_run(tmp_path, astronaut_png, panned_video):
 def test_animate_missing_inputs_skip_inference(tmp_path):
     lines = run("animate.py", "--no-train", "--source", str(tmp_path / "absent.jpg"))
     assert len(lines) == 2 and "skipped" in lines[1] and lines[1]["case"] == "inference"
+
+
+def test_aed_blur_scores_the_sharp_crops_at_zero_and_a_blur_above_it(panned_video):
+    header, sharp, soft = run("aed_blur.py", str(panned_video), "--sigmas", "0,0.8")
+    assert header["frames"] == 24 and sharp["sigma_px"] == 0 and soft["sigma_px"] == 0.8
+    assert sharp["aed"] == 0 and sharp["akd_px256"] == 0 and sharp["frames_scored"] >= 20
+    assert soft["aed"] > 0.02  # dlib's descriptor moves with sharpness alone
+    assert sharp["copy_source_aed"] is not None and sharp["copy_source_aed"] > 0  # the panned face moves
