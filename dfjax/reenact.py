@@ -35,8 +35,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -88,16 +89,33 @@ class Reenactor:
     frame: np.ndarray         # the target's reference frame (RGB)
     matrix: np.ndarray        # its frame -> crop matrix at the model's resolution
     info: dict
+    _compiling: threading.Thread | None = field(default=None, repr=False)
 
     @property
     def res(self) -> int:
         return self.model.resolution
+
+    def compile_ahead(self) -> None:
+        """Render and generate one neutral face on a thread of its own, which compiles both for the shapes
+        every later batch has, while the caller does something else (reenact: finds the driver's faces);
+        `generate` waits for it."""
+        if self._compiling is None:
+            neutral = Controls(np.asarray(self.reference.neutral, np.float32)[None], np.zeros((1, 3), np.float32),
+                               np.zeros((1, 2), np.float32), np.ones((1, 2), np.float32))
+            self._compiling = threading.Thread(target=self._generate, args=(neutral,), name="dfjax-compile",
+                                               daemon=True)
+            self._compiling.start()
 
     def generate(self, controls: Controls, frames: np.ndarray | None = None) -> np.ndarray:
         """uint8 faces (N, R, R, 3) for per-frame controls in crop pixels at the model's resolution.
 
         frames: the video frame number of each control, so causal windows stop at gaps (default: consecutive).
         """
+        if self._compiling is not None:
+            self._compiling.join()
+        return self._generate(controls, frames)
+
+    def _generate(self, controls: Controls, frames: np.ndarray | None = None) -> np.ndarray:
         n = len(controls.landmarks)
         frames = np.arange(n) if frames is None else np.asarray(frames)
         windows = window_indices(frames, np.zeros(n, int), self.model.config.model.cond_window)
@@ -215,6 +233,7 @@ def reenact(model_dir: str | Path, driver: str | Path, output: str | Path, optio
 
         start_face_finders()  # the face workers' server gets ready while the model loads
     reenactor = load_reenactor(model_dir)
+    reenactor.compile_ahead()  # while the driver's faces are found
     if driver_faces is not None:
         metas = _stored_driver_faces(reenactor, driver, Path(driver_faces), info.frames)
     else:
