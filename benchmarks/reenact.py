@@ -73,9 +73,8 @@ def main() -> None:
     import jax
 
     from dfjax.data.controls import controls_from_meta
-    from dfjax.faces.pipeline import ExtractOptions
     from dfjax.faces.retarget import reference_of, retarget
-    from dfjax.reenact import ReenactOptions, load_reenactor
+    from dfjax.reenact import ReenactOptions, driver_finder, load_reenactor
     from swap import find_faces_in_process
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,10 +92,7 @@ def main() -> None:
 
         _, wall, cpu = cpu_timed(lambda: [frame for _, frame in media.iter_frames(driver)])
         stage("decode", wall, cpu)
-        options = ReenactOptions()
-        finder = ExtractOptions(size=reenactor.res, face_type=reenactor.info["face_type"],
-                                coverage=reenactor.info["coverage"], every_n=options.every_n,
-                                smoothing=options.smoothing)
+        finder = driver_finder(reenactor, ReenactOptions())
         units, wall, cpu = cpu_timed(lambda: find_faces_in_process(driver, info, finder, True))
         decode_cpu = stage.cpu_ms["decode"] * n / 1e3
         stage("faces", wall - decode_cpu, cpu - decode_cpu, note="decode excluded")

@@ -76,8 +76,11 @@ def in_fresh_process(script: str | Path, function: str, *args):
 
     code = ("import importlib.util, json, sys; "
             "spec = importlib.util.spec_from_file_location('benchmark', sys.argv[1]); "
-            "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+            "module = sys.modules['benchmark'] = importlib.util.module_from_spec(spec); "
+            "spec.loader.exec_module(module); "
             "print(json.dumps(getattr(module, sys.argv[2])(*json.loads(sys.argv[3]))))")
     done = subprocess.run([sys.executable, "-c", code, str(script), function, json.dumps(list(args))],
-                          check=True, capture_output=True, text=True)
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{function} of {script} failed in its own process:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -322,8 +322,8 @@ def main() -> None:
             jobs = [(video, Path(tmp) / f"end_to_end_{workers}.mp4")]
             if args.marginal:
                 jobs += [(x1, Path(tmp) / f"x1_{workers}.mp4"), (x2, Path(tmp) / f"x2_{workers}.mp4")]
-            (summary, seconds, _, _), *doubled = in_fresh_process(__file__, "timed_swaps", str(model_dir), asdict(options),
-                                                                  [[str(v), str(o)] for v, o in jobs])
+            (summary, seconds, _, _), *doubled = in_fresh_process(
+                __file__, "timed_swaps", str(model_dir), asdict(options), [[str(v), str(o)] for v, o in jobs])
             marginal = {}
             if args.marginal:
                 (_, _, wall1, cpu1), (_, _, wall2, cpu2) = doubled
@@ -331,7 +331,7 @@ def main() -> None:
                             "marginal_fraction_of_ceiling": round(n / (wall2 - wall1) / ceiling, 2),
                             "marginal_cpu_ms_per_frame_all_processes": round(1e3 * (cpu2 - cpu1) / n, 2),
                             "marginal_cores_busy": round((cpu2 - cpu1) / (wall2 - wall1), 2)}
-            pipeline_fps = summary["frames_per_second"]  # from the first frame to the last (not loading, compiling)
+            pipeline_fps = summary["frames_per_second"]  # swap_video's timer: the workers' start to the last frame
             face_workers = workers or max(1, (os.cpu_count() or 2) - 1)  # as dfjax.swap.swap_video chooses
             emit({"benchmark": "swap", "case": "end_to_end", "workers_option": workers, "face_workers": face_workers,
                   "seconds": round(seconds, 2),

@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -56,7 +55,7 @@ from dfjax.faces.retarget import Controls, Reference, controls_from_meta, refere
 from dfjax.io import dumps, staged, write_text
 from dfjax.models.conditioning import stack_window, window_indices
 from dfjax.data.reenact_target import load_target, render_all
-from dfjax.training.core import TrainedModel, in_padded_batches, load_trained, train
+from dfjax.training.core import CompileAhead, TrainedModel, in_padded_batches, load_trained, train
 from dfjax.swap import MAX_CRF, check_driven_video, check_ranges, provenance
 
 __all__ = ["ReenactOptions", "Reenactor", "demo_reenact", "load_reenactor", "reenact", "self_reenactment"]
@@ -89,7 +88,7 @@ class Reenactor:
     frame: np.ndarray         # the target's reference frame (RGB)
     matrix: np.ndarray        # its frame -> crop matrix at the model's resolution
     info: dict
-    _compiling: threading.Thread | None = field(default=None, repr=False)
+    _compiling: CompileAhead | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def res(self) -> int:
@@ -102,9 +101,7 @@ class Reenactor:
         if self._compiling is None:
             neutral = Controls(np.asarray(self.reference.neutral, np.float32)[None], np.zeros((1, 3), np.float32),
                                np.zeros((1, 2), np.float32), np.ones((1, 2), np.float32))
-            self._compiling = threading.Thread(target=self._generate, args=(neutral,), name="dfjax-compile",
-                                               daemon=True)
-            self._compiling.start()
+            self._compiling = CompileAhead(lambda: self._generate(neutral))
 
     def generate(self, controls: Controls, frames: np.ndarray | None = None) -> np.ndarray:
         """uint8 faces (N, R, R, 3) for per-frame controls in crop pixels at the model's resolution.
@@ -112,7 +109,7 @@ class Reenactor:
         frames: the video frame number of each control, so causal windows stop at gaps (default: consecutive).
         """
         if self._compiling is not None:
-            self._compiling.join()
+            self._compiling.wait()
         return self._generate(controls, frames)
 
     def _generate(self, controls: Controls, frames: np.ndarray | None = None) -> np.ndarray:
@@ -170,14 +167,21 @@ def load_reenactor(workdir: str | Path) -> Reenactor:
 # ----------------------------------------------------------------------------- driving with a video
 
 
+def driver_finder(reenactor: Reenactor, options: ReenactOptions):
+    """The face pipeline's settings for a driver video: the target's crop, the reenact options' tracking."""
+    from dfjax.faces.pipeline import ExtractOptions
+
+    return ExtractOptions(size=reenactor.res, face_type=reenactor.info["face_type"],
+                          coverage=reenactor.info["coverage"], every_n=options.every_n, workers=options.workers,
+                          smoothing=options.smoothing)
+
+
 def find_driver_faces(reenactor: Reenactor, driver: Path, info: media.VideoInfo, options: ReenactOptions,
                   progress=None) -> list[dict | None]:
     """The extraction record of the face in every driver frame (None where there is none)."""
-    from dfjax.faces.pipeline import ExtractOptions, face_finders, video_faces
+    from dfjax.faces.pipeline import face_finders, video_faces
 
-    finder = ExtractOptions(size=reenactor.res, face_type=reenactor.info["face_type"],
-                            coverage=reenactor.info["coverage"], every_n=options.every_n, workers=options.workers,
-                            smoothing=options.smoothing)
+    finder = driver_finder(reenactor, options)
     task = progress.add_task("driver faces", total=info.frames) if progress else None
     metas = []
     with face_finders(finder, None) as (pool, workers):
@@ -229,9 +233,9 @@ def reenact(model_dir: str | Path, driver: str | Path, output: str | Path, optio
     if driver_faces is not None:
         FaceSet(driver_faces).require("landmarks", "pose", "gaze")  # refused before the model loads
     else:
-        from dfjax.faces.pipeline import start_face_finders
+        from dfjax.faces.pipeline import start_face_worker_server
 
-        start_face_finders()  # the face workers' server gets ready while the model loads
+        start_face_worker_server()  # the face workers' server gets ready while the model loads
     reenactor = load_reenactor(model_dir)
     reenactor.compile_ahead()  # while the driver's faces are found
     if driver_faces is not None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,14 +40,14 @@ from dfjax.faces.gaze import estimate_gaze
 from dfjax.faces.identity import FaceEncoder
 from dfjax.faces.landmarks import LandmarkPredictor
 from dfjax.faces.pipeline import (ExtractOptions, collect_inputs, describe_face, face_finders, identity_descriptor,
-                                  image_face_finder, start_face_finders, video_faces)
+                                  image_face_finder, start_face_worker_server, video_faces)
 from dfjax.faces.pose import estimate_pose
 from dfjax.faces.smooth import check_smoothing
 from dfjax.faces.retarget import (PoseLayout, Reference, controls_from_meta, pose_layout_of, reference_of, retarget,
                                   retarget_absolute)
 from dfjax.io import check_new_outputs, check_writable, dumps, staged, write_text
 from dfjax.models.conditioning import C_MAPS
-from dfjax.training.core import TrainedModel, load_trained
+from dfjax.training.core import CompileAhead, TrainedModel, load_trained
 from dfjax.training.swap import identity_sets
 
 DIRECTIONS = {"a2b": "b", "b2a": "a"}
@@ -229,7 +228,7 @@ class Swapper:
             return face, mask[..., 0]
 
         self._infer = infer
-        self._compiling: threading.Thread | None = None
+        self._compiling: CompileAhead | None = None
 
     def compile_ahead(self) -> None:
         """Compile inference for the full batch on a thread of its own, so that the compiling overlaps the
@@ -238,18 +237,14 @@ class Swapper:
         if self.driver is not None or self._compiling is not None:
             return
         size = self.model.resolution
-
-        def run() -> None:
-            jax.block_until_ready(self._infer(self.model.params, jnp.zeros((BATCH_SIZES[-1], size, size, 3)), None))
-
-        self._compiling = threading.Thread(target=run, name="dfjax-compile", daemon=True)
-        self._compiling.start()
+        self._compiling = CompileAhead(lambda: jax.block_until_ready(
+            self._infer(self.model.params, jnp.zeros((BATCH_SIZES[-1], size, size, 3)), None)))
 
     def generate(self, crops: list[np.ndarray], controls: list[dict] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Generated faces (uint8) and model masks (float) for aligned crops, in fixed-size batches;
         `controls` (a conditioned model) gives each crop's windowed controls (DriverControls.frame)."""
         if self._compiling is not None:
-            self._compiling.join()
+            self._compiling.wait()
         faces, masks = [], []
         for start in range(0, len(crops), BATCH_SIZES[-1]):
             chunk = np.stack(crops[start:start + BATCH_SIZES[-1]])
@@ -440,7 +435,7 @@ def swap(inputs: Path, output: Path, model_dir: Path, options: SwapOptions = Swa
     check_writable(output, folder=inputs.is_dir())
     check_new_outputs(outputs, overwrite)
     if videos and alignments is None:
-        start_face_finders()  # the face workers' server gets ready while the model loads
+        start_face_worker_server()  # the face workers' server gets ready while the model loads
     model = load_trained(model_dir, "swap")
     swapper = Swapper(model, options)
     if videos:

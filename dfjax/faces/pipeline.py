@@ -183,6 +183,7 @@ def _init_worker(options: ExtractOptions, identity: np.ndarray | None, full_meta
     import cv2
 
     cv2.setNumThreads(1)
+    _worker.pop("image_finder", None)  # made for these options at the first still
     predictor = LandmarkPredictor()
     encoder = FaceEncoder() if identity is not None else None
     _worker.update(options=options, identity=identity, full_meta=full_meta,
@@ -408,9 +409,9 @@ def largest_frame_bytes(infos: dict[str, media.VideoInfo]) -> int:
     return max((info.width * info.height * 3 for info in infos.values()), default=0)
 
 
-def start_face_finders() -> mp.context.BaseContext:
-    """Start the server the face workers are forked from, if it is not running, and return its
-    context. It imports this module (cv2, dlib, PyAV) and reads dlib's landmark model once
+def start_face_worker_server() -> mp.context.BaseContext:
+    """Start the server the face workers are forked from (not the workers), if it is not running, and
+    return its context. It imports this module (cv2, dlib, PyAV) and reads dlib's landmark model once
     (dfjax.faces.worker_preload), so a worker starts with them instead of importing and reading them
     itself. Starting it does not wait for it: call this early (swap calls it before loading its model)
     and the server gets ready while the caller works; it serves every pool of the process after."""
@@ -429,7 +430,7 @@ def face_finders(options: ExtractOptions, reference: np.ndarray | None, full_met
         raise ValueError("a blur threshold needs the full metadata (the blur score)")
     check_options(options)  # here too (swap, reenact): a worker failing to start is restarted forever
     workers = options.workers or os.cpu_count() or 1
-    ctx = start_face_finders()
+    ctx = start_face_worker_server()
     finders = None
     try:
         with ctx.Pool(workers, _init_worker, (options, reference, full_meta)) as pool:
