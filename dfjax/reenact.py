@@ -36,7 +36,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
@@ -55,7 +55,7 @@ from dfjax.faces.retarget import Controls, Reference, controls_from_meta, refere
 from dfjax.io import dumps, staged, write_text
 from dfjax.models.conditioning import stack_window, window_indices
 from dfjax.data.reenact_target import load_target, render_all
-from dfjax.training.core import CompileAhead, TrainedModel, in_padded_batches, load_trained, train
+from dfjax.training.core import TrainedModel, in_padded_batches, load_trained, train
 from dfjax.swap import MAX_CRF, check_driven_video, check_ranges, provenance
 
 __all__ = ["ReenactOptions", "Reenactor", "demo_reenact", "load_reenactor", "reenact", "self_reenactment"]
@@ -88,31 +88,16 @@ class Reenactor:
     frame: np.ndarray         # the target's reference frame (RGB)
     matrix: np.ndarray        # its frame -> crop matrix at the model's resolution
     info: dict
-    _compiling: CompileAhead | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def res(self) -> int:
         return self.model.resolution
-
-    def compile_ahead(self) -> None:
-        """Render and generate one neutral face on a thread of its own, which compiles both for the shapes
-        every later batch has, while the caller does something else (reenact: finds the driver's faces);
-        `generate` waits for it."""
-        if self._compiling is None:
-            neutral = Controls(np.asarray(self.reference.neutral, np.float32)[None], np.zeros((1, 3), np.float32),
-                               np.zeros((1, 2), np.float32), np.ones((1, 2), np.float32))
-            self._compiling = CompileAhead(lambda: self._generate(neutral))
 
     def generate(self, controls: Controls, frames: np.ndarray | None = None) -> np.ndarray:
         """uint8 faces (N, R, R, 3) for per-frame controls in crop pixels at the model's resolution.
 
         frames: the video frame number of each control, so causal windows stop at gaps (default: consecutive).
         """
-        if self._compiling is not None:
-            self._compiling.wait()
-        return self._generate(controls, frames)
-
-    def _generate(self, controls: Controls, frames: np.ndarray | None = None) -> np.ndarray:
         n = len(controls.landmarks)
         frames = np.arange(n) if frames is None else np.asarray(frames)
         windows = window_indices(frames, np.zeros(n, int), self.model.config.model.cond_window)
@@ -232,12 +217,7 @@ def reenact(model_dir: str | Path, driver: str | Path, output: str | Path, optio
     info = media.probe(driver)
     if driver_faces is not None:
         FaceSet(driver_faces).require("landmarks", "pose", "gaze")  # refused before the model loads
-    else:
-        from dfjax.faces.pipeline import start_face_worker_server
-
-        start_face_worker_server()  # the face workers' server gets ready while the model loads
     reenactor = load_reenactor(model_dir)
-    reenactor.compile_ahead()  # while the driver's faces are found
     if driver_faces is not None:
         metas = _stored_driver_faces(reenactor, driver, Path(driver_faces), info.frames)
     else:

@@ -40,14 +40,14 @@ from dfjax.faces.gaze import estimate_gaze
 from dfjax.faces.identity import FaceEncoder
 from dfjax.faces.landmarks import LandmarkPredictor
 from dfjax.faces.pipeline import (ExtractOptions, collect_inputs, describe_face, face_finders, identity_descriptor,
-                                  image_face_finder, start_face_worker_server, video_faces)
+                                  image_face_finder, video_faces)
 from dfjax.faces.pose import estimate_pose
 from dfjax.faces.smooth import check_smoothing
 from dfjax.faces.retarget import (PoseLayout, Reference, controls_from_meta, pose_layout_of, reference_of, retarget,
                                   retarget_absolute)
 from dfjax.io import check_new_outputs, check_writable, dumps, staged, write_text
 from dfjax.models.conditioning import C_MAPS
-from dfjax.training.core import CompileAhead, TrainedModel, load_trained
+from dfjax.training.core import TrainedModel, load_trained
 from dfjax.training.swap import identity_sets
 
 DIRECTIONS = {"a2b": "b", "b2a": "a"}
@@ -228,23 +228,10 @@ class Swapper:
             return face, mask[..., 0]
 
         self._infer = infer
-        self._compiling: CompileAhead | None = None
-
-    def compile_ahead(self) -> None:
-        """Compile inference for the full batch on a thread of its own, so that the compiling overlaps the
-        face workers' start and first stretch instead of holding up the first batch; `generate` waits
-        for it. The smaller shapes, and models with the conditioning branch, compile when first used."""
-        if self.driver is not None or self._compiling is not None:
-            return
-        size = self.model.resolution
-        self._compiling = CompileAhead(lambda: jax.block_until_ready(
-            self._infer(self.model.params, jnp.zeros((BATCH_SIZES[-1], size, size, 3)), None)))
 
     def generate(self, crops: list[np.ndarray], controls: list[dict] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Generated faces (uint8) and model masks (float) for aligned crops, in fixed-size batches;
         `controls` (a conditioned model) gives each crop's windowed controls (DriverControls.frame)."""
-        if self._compiling is not None:
-            self._compiling.wait()
         faces, masks = [], []
         for start in range(0, len(crops), BATCH_SIZES[-1]):
             chunk = np.stack(crops[start:start + BATCH_SIZES[-1]])
@@ -434,12 +421,9 @@ def swap(inputs: Path, output: Path, model_dir: Path, options: SwapOptions = Swa
         outputs = [path for target in targets for path in (target, _mask_image(target))] + [sidecar]
     check_writable(output, folder=inputs.is_dir())
     check_new_outputs(outputs, overwrite)
-    if videos and alignments is None:
-        start_face_worker_server()  # the face workers' server gets ready while the model loads
     model = load_trained(model_dir, "swap")
     swapper = Swapper(model, options)
     if videos:
-        swapper.compile_ahead()  # while the face workers start
         return swap_video(swapper, videos[0], output, identity, progress, alignments)
     return swap_images(swapper, images, inputs, output, identity, progress)
 

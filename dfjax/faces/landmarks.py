@@ -5,8 +5,6 @@ The model file ships in the `face_recognition_models` package, so nothing is dow
 
 from __future__ import annotations
 
-import functools
-
 import dlib
 import numpy as np
 
@@ -30,19 +28,12 @@ def to_shape(landmarks: np.ndarray, box) -> dlib.full_object_detection:
     return dlib.full_object_detection(to_rectangle(box), points)
 
 
-@functools.cache
-def shape_predictor() -> dlib.shape_predictor:
-    """dlib's 68-point model, read once per process (dlib allows one instance to be used from many
-    threads at once)."""
-    import face_recognition_models  # the model files (100 MB); imported where a model is loaded
-    return dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
-
-
 class LandmarkPredictor:
     """68 landmarks (float32 (68, 2), frame pixels) for a face box in an RGB image."""
 
     def __init__(self):
-        self._predictor = shape_predictor()
+        import face_recognition_models  # the model files (100 MB); imported where a model is loaded
+        self._predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
 
     def __call__(self, image: np.ndarray, box) -> np.ndarray:
         shape = self._predictor(image, to_rectangle(box))

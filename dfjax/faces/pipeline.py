@@ -21,7 +21,7 @@ import threading
 from collections import Counter, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing import forkserver, shared_memory
+from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
@@ -183,12 +183,12 @@ def _init_worker(options: ExtractOptions, identity: np.ndarray | None, full_meta
     import cv2
 
     cv2.setNumThreads(1)
-    _worker.pop("image_finder", None)  # made for these options at the first still
     predictor = LandmarkPredictor()
     encoder = FaceEncoder() if identity is not None else None
     _worker.update(options=options, identity=identity, full_meta=full_meta,
                    detector=FaceDetector(options.detector, options.max_side),
-                   predictor=predictor, encoder=encoder)  # the stills' finder is made at the first still
+                   predictor=predictor, encoder=encoder,
+                   image_finder=image_face_finder(options, predictor, identity, encoder))
 
 
 def _record(result: UnitResult, index: int, frame: np.ndarray, face: TrackedFace | None, reason: str) -> None:
@@ -238,9 +238,6 @@ def _video_unit(args: tuple[str, int, "list[np.ndarray] | SlotRef", int, float])
 
 
 def _image_unit(path: str) -> UnitResult:
-    if "image_finder" not in _worker:
-        _worker["image_finder"] = image_face_finder(_worker["options"], _worker["predictor"], _worker["identity"],
-                                                    _worker["encoder"])
     tracker: FaceTracker = _worker["image_finder"]
     tracker.reset()
     result = UnitResult(path)
@@ -409,18 +406,6 @@ def largest_frame_bytes(infos: dict[str, media.VideoInfo]) -> int:
     return max((info.width * info.height * 3 for info in infos.values()), default=0)
 
 
-def start_face_worker_server() -> mp.context.BaseContext:
-    """Start the server the face workers are forked from (not the workers), if it is not running, and
-    return its context. It imports this module (cv2, dlib, PyAV) and reads dlib's landmark model once
-    (dfjax.faces.worker_preload), so a worker starts with them instead of importing and reading them
-    itself. Starting it does not wait for it: call this early (swap calls it before loading its model)
-    and the server gets ready while the caller works; it serves every pool of the process after."""
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__, "dfjax.faces.worker_preload"])
-    forkserver.ensure_running()
-    return ctx
-
-
 @contextmanager
 def face_finders(options: ExtractOptions, reference: np.ndarray | None, full_meta: bool = True):
     """A pool of worker processes that find, align and describe faces (one per core by default), as
@@ -430,7 +415,8 @@ def face_finders(options: ExtractOptions, reference: np.ndarray | None, full_met
         raise ValueError("a blur threshold needs the full metadata (the blur score)")
     check_options(options)  # here too (swap, reenact): a worker failing to start is restarted forever
     workers = options.workers or os.cpu_count() or 1
-    ctx = start_face_worker_server()
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])  # import once in the server, not in every worker
     finders = None
     try:
         with ctx.Pool(workers, _init_worker, (options, reference, full_meta)) as pool:

@@ -14,7 +14,6 @@ import fcntl
 import hashlib
 import json
 import os
-import threading
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -228,31 +227,6 @@ class TrainedModel:
     workdir: str
     config_hash: str
     trainer: str
-
-
-class CompileAhead:
-    """`warm()` (a call that compiles what later calls will use) on a thread of its own, started now, so
-    that compiling overlaps the caller's other work; `wait()` joins it and raises here what it raised.
-    The thread is not a daemon: a process that ends early (a refused input, Ctrl-C) waits for it
-    instead of tearing it down inside XLA."""
-
-    def __init__(self, warm):
-        self._error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                warm()
-            except BaseException as exc:  # noqa: BLE001 - raised again by wait()
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name="dfjax-compile")
-        self._thread.start()
-
-    def wait(self) -> None:
-        self._thread.join()
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
 
 
 def in_padded_batches(fn, inputs, batch: int):
