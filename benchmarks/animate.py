@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from report import Reporter, Stages, available_cores, cpu_timed  # noqa: E402
+from report import Reporter, Stages, available_cores, cpu_timed, throwaway_model  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -93,14 +93,6 @@ def train_throughput(spec: str, overrides: list[str], steps: int, warmup: int) -
             "loss_finite": bool(np.isfinite(float(metrics["loss"]))),
             "perceptual": trainer.summary()["perceptual"], "devices": mesh.size,
             "device": jax.devices()[0].device_kind}
-
-
-def throwaway_model() -> Path:
-    from dfjax.training.core import train
-
-    workdir = Path(tempfile.mkdtemp()) / "fomm_tiny"
-    train(train_config("configs/animate.py:tiny", ["train.steps=3", "log.preview_every=1000"]), workdir)
-    return workdir
 
 
 def driver_clip(driver: Path, frames: int, folder: Path) -> Path:
@@ -161,7 +153,8 @@ def main() -> None:
     from dfjax.training.animate import crop_square, stable_crop_box
     from dfjax.training.core import load_trained
 
-    model_dir = Path(args.model) if args.model else throwaway_model()
+    model_dir = Path(args.model) if args.model else throwaway_model(
+        "configs/animate.py:tiny", ["data.synth_identities=2", "train.steps=3", "log.preview_every=1000"], "fomm_tiny")
     model = load_trained(model_dir, "animate")
     res, scale = model.resolution, float(model.config.data.crop_scale)
     with tempfile.TemporaryDirectory() as tmp:

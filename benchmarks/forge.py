@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import Reporter  # noqa: E402
+from report import Reporter, available_cores  # noqa: E402
 
 DFJAX = [sys.executable, "-m", "dfjax.cli"]
 CONTROL = {"a_sbi_only": "tiny,sbi", "b_dfjax_fakes_only": "tiny", "c_both": "tiny,sbi,mix"}
@@ -46,7 +46,7 @@ def ceiling(summary: dict, jobs: int) -> dict:
     summary holds the last job's CPU time alone)."""
     if jobs != 1 or "cpu_seconds" not in summary:
         return {}
-    cpu, frames, cores = summary["cpu_seconds"], summary["fake_frames"], os.cpu_count() or 1
+    cpu, frames, cores = summary["cpu_seconds"], summary["fake_frames"], available_cores()
     ms = 1000 * cpu["fakes"] / max(frames, 1)
     limit = cores * 1000 / max(ms, 1e-9)
     reached = frames / max(summary["seconds"]["fakes"], 1e-9)
@@ -65,18 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None, help="keep the footage, dataset and reports here")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    methods = args.methods
     emit = Reporter()
     root = Path(args.workdir or tempfile.mkdtemp(prefix="dfjax-forge-"))
     emit({"benchmark": "forge", "case": "header", "date": dt.date.today().isoformat(), "cpu_count": os.cpu_count(),
           "python": platform.python_version(), "identities": args.identities, "frames": args.frames,
-          "steps": args.steps, "methods": methods, "jobs": args.jobs, "workdir": str(root)})
+          "steps": args.steps, "methods": args.methods, "jobs": args.jobs, "workdir": str(root)})
     synth_s = run(["synth", "-o", str(root / "people"), "--identities", str(args.identities), "--frames",
                    str(args.frames), "--size", "256", "--face-size", "64", "--overwrite"])  # faces ~110 px: dlib finds them
     dataset = root / "dataset"
     forge_s = run(["forge", str(root / "people"), "-o", str(dataset), "--config", "forge.py:tiny",
                    "--set", "split.val=2", *[f"--set={m}.steps={args.steps}" for m in ("model", "dvp", "fomm", "reenact")],
-                   "--set", f"methods={methods!r}", "--jobs", str(args.jobs)])
+                   "--set", f"methods={args.methods!r}", "--jobs", str(args.jobs)])
     summary = json.loads((dataset / "forge.json").read_text())
     fakes_s = summary["seconds"]["fakes"]
     emit({"benchmark": "forge", "case": "forge", "synth_s": synth_s, "forge_s": forge_s,

@@ -32,21 +32,11 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 import numpy as np  # noqa: E402
-from report import Reporter, Stages, available_cores, cpu_timed, in_fresh_process  # noqa: E402
+from report import Reporter, Stages, available_cores, cpu_timed, in_fresh_process, throwaway_model  # noqa: E402
 
 from dfjax import media  # noqa: E402
 
 DEFAULT_DRIVER = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "ffpp_004.mp4"
-
-
-def throwaway_reenactor(folder: Path) -> Path:
-    """A reenactor trained for a few steps on the built-in synthetic identity."""
-    from dfjax.config import apply_overrides, load_config
-    from dfjax.training.core import train
-
-    config = apply_overrides(load_config("configs/reenact.py:tiny"), ["train.steps=5", "data.synth_frames=32"])
-    train(config, folder / "reenactor")
-    return folder / "reenactor"
 
 
 def timed_reenact(model_dir: str, driver: str, output: str) -> list:
@@ -75,10 +65,10 @@ def main() -> None:
     from dfjax.data.controls import controls_from_meta
     from dfjax.faces.retarget import reference_of, retarget
     from dfjax.reenact import ReenactOptions, driver_finder, load_reenactor
-    from swap import find_faces_in_process
+    from swap import timed_faces
 
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = Path(args.model) if args.model else throwaway_reenactor(Path(tmp))
+        model_dir = Path(args.model) if args.model else throwaway_model("configs/reenact.py:tiny", name="reenactor")
         reenactor = load_reenactor(model_dir)
         info = media.probe(driver)
         n = info.frames
@@ -93,9 +83,8 @@ def main() -> None:
         _, wall, cpu = cpu_timed(lambda: [frame for _, frame in media.iter_frames(driver)])
         stage("decode", wall, cpu)
         finder = driver_finder(reenactor, ReenactOptions())
-        units, wall, cpu = cpu_timed(lambda: find_faces_in_process(driver, info, finder, True))
-        decode_cpu = stage.cpu_ms["decode"] * n / 1e3
-        stage("faces", wall - decode_cpu, cpu - decode_cpu, note="decode excluded")
+        units, wall, cpu = timed_faces(stage, driver, info, finder, True)
+        stage("faces", wall, cpu, note="decode excluded")
         metas = {index: meta for unit in units for index, _, _, meta in unit.faces}
         found = sorted(metas)
         controls = controls_from_meta([metas[i] for i in found])

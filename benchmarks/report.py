@@ -84,3 +84,16 @@ def in_fresh_process(script: str | Path, function: str, *args):
     if done.returncode != 0:
         raise RuntimeError(f"{function} of {script} failed in its own process:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def throwaway_model(spec: str, overrides: list[str] = (), name: str = "model") -> Path:
+    """A workdir of `spec` (configs/FILE.py[:ARG]) trained for a few steps on its built-in synthetic data,
+    in a new temporary folder: a benchmark that times a model depends on its size, not on how good it is."""
+    import tempfile
+
+    from dfjax.config import apply_overrides, load_config
+    from dfjax.training.core import train
+
+    workdir = Path(tempfile.mkdtemp()) / name
+    train(apply_overrides(load_config(spec), ["train.steps=5", "data.synth_frames=32", *overrides]), workdir)
+    return workdir

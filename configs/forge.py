@@ -19,6 +19,7 @@ import ml_collections
 
 from dfjax.config import parse_arg
 
+
 def _method(config: str, steps: int, batch: int, checkpoint_every: int) -> ml_collections.ConfigDict:
     m = ml_collections.ConfigDict()
     m.config = config  # the training config (configs/<file>[:arg])

@@ -232,11 +232,13 @@ def transcode(source: Path, target: Path, crf: int) -> None:
 
 
 class _Clock:
-    """Wall and CPU seconds per stage: CPU of this process's threads and of its worker processes that
-    have finished (face finding's pools end with their stage)."""
+    """Wall and CPU seconds per stage (`seconds`, `cpu_seconds`): CPU of this process's threads and of its
+    worker processes that have finished (face finding's pools end with their stage)."""
 
     def __init__(self):
         self.wall, self.cpu = time.perf_counter(), self._cpu()
+        self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
 
     @staticmethod
     def _cpu() -> float:
@@ -245,11 +247,11 @@ class _Clock:
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         return time.process_time() + children.ru_utime + children.ru_stime
 
-    def lap(self) -> tuple[float, float]:
+    def lap(self, stage: str) -> None:
+        """Record the time since the last lap as `stage`'s."""
         wall, cpu = time.perf_counter(), self._cpu()
-        out = (round(wall - self.wall, 1), round(cpu - self.cpu, 1))
+        self.seconds[stage], self.cpu_seconds[stage] = round(wall - self.wall, 1), round(cpu - self.cpu, 1)
         self.wall, self.cpu = wall, cpu
-        return out
 
 
 def parse_shard(spec: str | None) -> tuple[int, int]:
@@ -345,8 +347,6 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
         raise UserError(f"{inputs} holds videos of {len(videos)} person(s); forge needs footage of several people "
                         "(one subfolder of videos per person), at least 4 to hold some out for testing.")
     splits = plan_splits(list(videos), config)
-    seconds: dict[str, float] = {}
-    cpu_seconds: dict[str, float] = {}
     clock = _Clock()
     plan = {"input": str(inputs.resolve()), "seed": int(config.seed), "splits": splits,
             "videos": {p: [f.stem for f in v] for p, v in videos.items()}}
@@ -361,7 +361,7 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
                 _extract_faces(footage, facesets[person], config, progress)
     write_json(output / "forge" / "plan.json", plan)  # the faces are there: the plan holds from now on
     _wait_for([p for p, f in facesets.items() if not (f / "faceset.json").exists()], "the face sets of")
-    seconds["faces"], cpu_seconds["faces"] = clock.lap()
+    clock.lap("faces")
 
     originals = output / "original_sequences" / "dfjax" / "raw" / "videos"
     for footage in (f for v in videos.values() for f in v):
@@ -369,7 +369,7 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
     stills = {}
     if any(m.kind == "animate" for m in methods):
         stills = {p: still_of(p, v[0], facesets[p], output / "forge" / "stills" / f"{p}.png") for p, v in videos.items()}
-    seconds["originals"], cpu_seconds["originals"] = clock.lap()
+    clock.lap("originals")
 
     groups = {s: [p for p, split in splits.items() if split == s] for s in SPLITS}
     models = model_jobs(methods, groups, output)
@@ -380,7 +380,7 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
                    [facesets[p] for p in people], workdir, config, progress)
     _wait_for([str(w.relative_to(output / "forge" / "models")) for w in models.values()
                if not (w / "forge_done.json").exists()], "the models")
-    seconds["models"], cpu_seconds["models"] = clock.lap()
+    clock.lap("models")
 
     rows, pending, number = [], [], 0
     fakes = Fakes(config, models, facesets, stills, progress)
@@ -406,7 +406,7 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
                     rows.append({"path": os.path.relpath(fake, output), "label": 1, "method": method.name,
                                  "source": person, "target": target, "split": split})
     _wait_for(pending, "the fakes")
-    seconds["fakes"], cpu_seconds["fakes"] = clock.lap()
+    clock.lap("fakes")
 
     copies = [(c, r) for c in compressions for r in rows]
     for k, (compression, row) in enumerate(copies):
@@ -416,10 +416,10 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
     _wait_for([compressed_path(r["path"], c) for c, r in copies if not (output / compressed_path(r["path"], c)).exists()],
               "the compressed copies")
     if compressions:
-        seconds["compressions"], cpu_seconds["compressions"] = clock.lap()
+        clock.lap("compressions")
 
-    summary = _summarise(output, config, plan, models, rows, seconds, [m.name for m in methods], compressions)
-    summary["cpu_seconds"] = cpu_seconds  # this process's threads and its finished worker processes
+    summary = _summarise(output, config, plan, models, rows, clock.seconds, [m.name for m in methods], compressions)
+    summary["cpu_seconds"] = clock.cpu_seconds  # this process's threads and its finished worker processes
     for compression in ["raw"] + compressions:
         prefix = "manifest" if compression == "raw" else f"manifest-{compression}"
         at = [dict(r, path=compressed_path(r["path"], compression)) for r in rows]
@@ -499,8 +499,8 @@ def _summarise(output: Path, config, plan: dict, models: dict[tuple, Path], rows
     per_method = {m: sum(r["method"] == m for r in rows) for m in methods}
     frames = without_face = 0
     model_info = {model_name(*key): {"workdir": os.path.relpath(workdir, output),
-                                                  "identities": [key[2]] if key[2] else
-                                                  [p for p, s in plan["splits"].items() if s == key[1]]}
+                                     "identities": [key[2]] if key[2] else
+                                     [p for p, s in plan["splits"].items() if s == key[1]]}
                   for key, workdir in models.items()}
     for r in rows:
         if r["label"] == 1:  # the fake's sidecar says which frames it changed and with which checkpoint

@@ -148,4 +148,3 @@ def test_bad_input_is_refused_without_partial_output(tmp_path, synth_dir, model_
     blocker.write_text("a file, not a folder")
     assert "cannot write" in _refused([source, "-o", blocker / "o.mp4", "--model", model_dir], [])
     assert not out.with_suffix(".masks.mkv").exists() and not out.with_suffix(".json").exists()
-
