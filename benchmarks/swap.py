@@ -119,32 +119,41 @@ def psnr(reference: list, frames) -> float:
     return 10 * np.log10(255.0 ** 2 / max(squared / count, 1e-12))
 
 
-def tree_cpu_seconds() -> float:
-    """CPU seconds (user + system) so far of this process and every live descendant (the face workers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parents, cpu = {}, {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry)] = int(fields[1])
-            cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
-    tree, grew = {os.getpid()}, True
-    while grew:
-        found = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= found
-        grew = bool(found)
-    return sum(cpu.get(pid, 0.0) for pid in tree)
+class TreeCpu:
+    """CPU seconds (user + system) of this process and its descendants (the face workers' server and
+    the workers), those that ended since an earlier `sample` included: the face workers exit once the
+    last stretch is handed out, before the swap's last frames, so each process keeps its last value."""
+
+    def __init__(self):
+        self._seen: dict[int, float] = {}
+
+    def sample(self) -> float:
+        tick = os.sysconf("SC_CLK_TCK")
+        parents, cpu = {}, {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                parents[int(entry)] = int(fields[1])
+                cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+        tree, grew = {os.getpid()}, True
+        while grew:
+            found = {pid for pid, parent in parents.items() if parent in tree} - tree
+            tree |= found
+            grew = bool(found)
+        self._seen.update({pid: cpu[pid] for pid in tree if pid in cpu})
+        return sum(self._seen.values())
 
 
 class Progress:
     """A progress object for `swap` that keeps the wall time and the CPU seconds of every process of the
-    swap (this one, the face workers) at the last frame, while the workers are still alive."""
+    swap (this one, the face workers) at the last frame, sampling the processes every `every` frames."""
 
-    def __init__(self):
+    def __init__(self, cpu: TreeCpu, every: int = 8):
+        self.cpu, self.every = cpu, every
         self.total, self.frames, self.last = 0, 0, None
 
     def add_task(self, *args, total: int = 0, **kwargs) -> int:
@@ -154,14 +163,17 @@ class Progress:
     def advance(self, task: int, amount: int = 1) -> None:
         self.frames += amount
         if self.frames >= self.total:
-            self.last = (time.perf_counter(), tree_cpu_seconds())
+            self.last = (time.perf_counter(), self.cpu.sample())
+        elif self.frames % self.every == 0:
+            self.cpu.sample()
 
 
 def timed_swap(video: Path, out: Path, model_dir: Path, options: SwapOptions) -> tuple[dict, float, float, float]:
     """(summary, wall seconds to the return, and to the last frame, CPU seconds of every process to the
     last frame) of one swap, from the call."""
-    progress = Progress()
-    t0, c0 = time.perf_counter(), tree_cpu_seconds()
+    cpu = TreeCpu()
+    progress = Progress(cpu)
+    t0, c0 = time.perf_counter(), cpu.sample()
     summary = swap(video, out, model_dir, options, progress=progress)
     seconds = time.perf_counter() - t0
     t1, c1 = progress.last

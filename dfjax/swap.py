@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from dfjax.faces.gaze import estimate_gaze
 from dfjax.faces.identity import FaceEncoder
 from dfjax.faces.landmarks import LandmarkPredictor
 from dfjax.faces.pipeline import (ExtractOptions, collect_inputs, describe_face, face_finders, identity_descriptor,
-                                  image_face_finder, video_faces)
+                                  image_face_finder, start_face_worker_server, video_faces)
 from dfjax.faces.pose import estimate_pose
 from dfjax.faces.smooth import check_smoothing
 from dfjax.faces.retarget import (PoseLayout, Reference, controls_from_meta, pose_layout_of, reference_of, retarget,
@@ -228,10 +229,35 @@ class Swapper:
             return face, mask[..., 0]
 
         self._infer = infer
+        self._compiling: threading.Thread | None = None
+        self._compile_error: BaseException | None = None
+
+    def compile_ahead(self) -> None:
+        """Compile inference for a full batch on a thread of its own, so that compiling overlaps the start
+        of the face workers instead of holding up the first batch; `generate` waits for it (and raises
+        what it raised). Models with the conditioning branch compile at their first batch."""
+        if self.driver is not None or self._compiling is not None:
+            return
+        size = self.model.resolution
+
+        def compile_full_batch() -> None:
+            try:
+                jax.block_until_ready(self._infer(self.model.params, jnp.zeros((BATCH_SIZES[-1], size, size, 3)), None))
+            except BaseException as exc:  # noqa: BLE001 - raised again where generate waits
+                self._compile_error = exc
+
+        # not a daemon: a swap ending early (a refused input, Ctrl-C) waits for it rather than stopping XLA midway
+        self._compiling = threading.Thread(target=compile_full_batch, name="dfjax-compile")
+        self._compiling.start()
 
     def generate(self, crops: list[np.ndarray], controls: list[dict] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Generated faces (uint8) and model masks (float) for aligned crops, in fixed-size batches;
         `controls` (a conditioned model) gives each crop's windowed controls (DriverControls.frame)."""
+        if self._compiling is not None:
+            self._compiling.join()
+            error, self._compile_error = self._compile_error, None
+            if error is not None:
+                raise error
         faces, masks = [], []
         for start in range(0, len(crops), BATCH_SIZES[-1]):
             chunk = np.stack(crops[start:start + BATCH_SIZES[-1]])
@@ -369,15 +395,16 @@ def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=No
                                audio_from=path) as writer, \
                 media.VideoWriter(tmp[masks_path], info.fps, info.width, info.height, gray=True,
                                   metadata=tag) as mask_writer, \
+                media.BackgroundWriter(writer, mask_writer) as write, \
                 (contextlib.nullcontext((None, 0)) if stored else
                  face_finders(finder, reference, full_meta=swapper.driver is not None)) as (pool, workers):
+            # encoding overlaps inference and paste; the face workers are stopped while the last frames encode
             faces = aligned_faces(path, stored, finder) if stored else video_faces(pool, workers, path, info)
-            with media.BackgroundWriter(writer, mask_writer) as write:  # encoding overlaps inference and paste
-                for index, frame, mask, boxes in swapper.frames(faces):
-                    write(frame, mask)
-                    records.append({"index": index, "manipulated": bool(boxes), "faces": [{"box": b} for b in boxes]})
-                    if progress:
-                        progress.advance(task)
+            for index, frame, mask, boxes in swapper.frames(faces):
+                write(frame, mask)
+                records.append({"index": index, "manipulated": bool(boxes), "faces": [{"box": b} for b in boxes]})
+                if progress:
+                    progress.advance(task)
         seconds = time.perf_counter() - started
         swapped = sum(r["manipulated"] for r in records)
         sidecar = {"source": str(path), "output": str(output), "masks": str(masks_path), "direction": swap_label(o),
@@ -421,9 +448,12 @@ def swap(inputs: Path, output: Path, model_dir: Path, options: SwapOptions = Swa
         outputs = [path for target in targets for path in (target, _mask_image(target))] + [sidecar]
     check_writable(output, folder=inputs.is_dir())
     check_new_outputs(outputs, overwrite)
+    if videos and alignments is None:
+        start_face_worker_server()  # it imports dlib, cv2 and PyAV while the model loads
     model = load_trained(model_dir, "swap")
     swapper = Swapper(model, options)
     if videos:
+        swapper.compile_ahead()  # while the face workers start
         return swap_video(swapper, videos[0], output, identity, progress, alignments)
     return swap_images(swapper, images, inputs, output, identity, progress)
 

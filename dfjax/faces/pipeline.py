@@ -21,7 +21,7 @@ import threading
 from collections import Counter, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing import shared_memory
+from multiprocessing import forkserver, shared_memory
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
@@ -187,8 +187,7 @@ def _init_worker(options: ExtractOptions, identity: np.ndarray | None, full_meta
     encoder = FaceEncoder() if identity is not None else None
     _worker.update(options=options, identity=identity, full_meta=full_meta,
                    detector=FaceDetector(options.detector, options.max_side),
-                   predictor=predictor, encoder=encoder,
-                   image_finder=image_face_finder(options, predictor, identity, encoder))
+                   predictor=predictor, encoder=encoder)
 
 
 def _record(result: UnitResult, index: int, frame: np.ndarray, face: TrackedFace | None, reason: str) -> None:
@@ -238,6 +237,9 @@ def _video_unit(args: tuple[str, int, "list[np.ndarray] | SlotRef", int, float])
 
 
 def _image_unit(path: str) -> UnitResult:
+    if "image_finder" not in _worker:  # made at the first still: its detector costs 0.2 s, which video skips
+        _worker["image_finder"] = image_face_finder(_worker["options"], _worker["predictor"], _worker["identity"],
+                                                    _worker["encoder"])
     tracker: FaceTracker = _worker["image_finder"]
     tracker.reset()
     result = UnitResult(path)
@@ -338,10 +340,16 @@ class FaceFinders:
     def apply_async(self, *args, **kwargs):
         return self.pool.apply_async(*args, **kwargs)
 
+    def no_more_work(self) -> None:
+        """No unit will follow those handed out: the workers exit as soon as theirs are done, while the
+        caller still reads results, instead of being stopped when `face_finders` ends."""
+        self.pool.close()
+
     def ring(self, frame_bytes: int) -> FrameRing:
-        """A ring for frames of up to `frame_bytes` each, with a slot for every unit in flight
-        (`2 x workers`), the one being read back and the ones decoded ahead."""
-        ring = FrameRing(2 * self.workers + 3, frame_bytes)
+        """A ring for frames of up to `frame_bytes` each, with a slot for every unit in flight (`2 x
+        workers`, the one being read back included) and one decoded ahead. Every slot is fresh memory
+        the first time (about 0.1 CPU s each at 720p, for its pages), so no more are made than this."""
+        ring = FrameRing(2 * self.workers + 1, frame_bytes)
         self._rings.append(ring)
         return ring
 
@@ -379,10 +387,11 @@ def work_units(videos: list[Path], images: list[Path], infos: dict[str, media.Vi
         yield "image", str(path)
 
 
-def results_in_order(pool, units: Iterator[tuple], depth: int,
+def results_in_order(pool: FaceFinders, units: Iterator[tuple], depth: int,
                      ring: FrameRing | None = None) -> Iterator[tuple[tuple, UnitResult]]:
     """Run units on the pool with at most `depth` in flight, yielding (unit, result) in input order.
-    A unit's slot of `ring` is released when the consumer asks for the next one."""
+    A unit's slot of `ring` is released when the consumer asks for the next one. Once every unit is
+    handed out the pool takes no more work (`no_more_work`): one call per `face_finders` block."""
     pending: deque = deque()
 
     def done(unit: tuple) -> None:
@@ -395,6 +404,7 @@ def results_in_order(pool, units: Iterator[tuple], depth: int,
             unit, future = pending.popleft()
             yield unit, future.get()
             done(unit)
+    pool.no_more_work()
     while pending:
         unit, future = pending.popleft()
         yield unit, future.get()
@@ -406,6 +416,17 @@ def largest_frame_bytes(infos: dict[str, media.VideoInfo]) -> int:
     return max((info.width * info.height * 3 for info in infos.values()), default=0)
 
 
+def start_face_worker_server() -> mp.context.BaseContext:
+    """Start the server the face workers are forked from, if it is not running, and return its context.
+    The server imports this module (cv2, dlib, PyAV) once, so a worker starts with them. Starting it
+    does not wait for it: a caller with other work first (swap loads its model) calls this before it,
+    and the server gets ready meanwhile; it serves every pool of the process after."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    forkserver.ensure_running()
+    return ctx
+
+
 @contextmanager
 def face_finders(options: ExtractOptions, reference: np.ndarray | None, full_meta: bool = True):
     """A pool of worker processes that find, align and describe faces (one per core by default), as
@@ -415,8 +436,7 @@ def face_finders(options: ExtractOptions, reference: np.ndarray | None, full_met
         raise ValueError("a blur threshold needs the full metadata (the blur score)")
     check_options(options)  # here too (swap, reenact): a worker failing to start is restarted forever
     workers = options.workers or os.cpu_count() or 1
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])  # import once in the server, not in every worker
+    ctx = start_face_worker_server()
     finders = None
     try:
         with ctx.Pool(workers, _init_worker, (options, reference, full_meta)) as pool:

@@ -38,18 +38,45 @@ class Checkpointer:
         `abstract_state`. Without `step`, a checkpoint that cannot be read is passed over for the one
         before it, and `warn` is told which."""
         target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, shardings)
-        steps = [step] if step is not None else sorted(self._manager.all_steps(), reverse=True)
+        return TrainState.from_dict(self._first_readable(
+            lambda candidate: self._manager.restore(candidate, args=ocp.args.StandardRestore(target.to_dict())),
+            [step] if step is not None else None, warn))
+
+    def restore_fields(self, fields: tuple[str, ...], sharding) -> tuple[int, dict]:
+        """The step and the fields `fields` of the train state (e.g. ("ema",)) of the latest readable
+        checkpoint, each array on `sharding`, shaped by the checkpoint's own metadata: inference reads
+        neither the optimizer's state nor needs the model traced to know the shapes."""
+        reader = ocp.CheckpointManager(self.directory, item_handlers=ocp.PyTreeCheckpointHandler(),
+                                       options=ocp.CheckpointManagerOptions(create=False))
+
+        def read(candidate: int) -> dict:
+            stored = reader.item_metadata(candidate).tree
+            target = {name: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
+                                         stored[name]) for name in ("step", *fields)}
+            restore_args = jax.tree.map(lambda t: ocp.ArrayRestoreArgs(sharding=t.sharding, dtype=t.dtype), target)
+            return reader.restore(candidate, args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args,
+                                                                          partial_restore=True))
+        try:
+            state = self._first_readable(read)
+        finally:
+            reader.close()
+        return int(state.pop("step")), state
+
+    def _first_readable(self, read: Callable[[int], dict], steps: list[int] | None = None,
+                        warn: Callable[[str], None] | None = None) -> dict:
+        """`read` of the first of `steps` (default: every step, newest first) that can be read; `warn` is
+        told of a newer one passed over; none readable is a UserError."""
         failures = []
-        for candidate in steps:
+        for candidate in steps or sorted(self._manager.all_steps(), reverse=True):
             try:
-                state = self._manager.restore(candidate, args=ocp.args.StandardRestore(target.to_dict()))
+                state = read(candidate)
             except Exception as exc:  # noqa: BLE001 - orbax and tensorstore raise many kinds for a damaged file
                 failures.append((candidate, str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__))
                 continue
             if failures and warn is not None:
                 warn(f"checkpoint {failures[0][0]} in {self.directory} cannot be read ({failures[0][1]}); "
                      f"resuming from checkpoint {candidate}.")
-            return TrainState.from_dict(state)
+            return state
         raise UserError(f"the checkpoint at {self.directory} does not fit this config or is damaged "
                         f"({failures[0][1] if failures else 'no checkpoint'}); use the config it was trained "
                         "with, or a new --workdir.")

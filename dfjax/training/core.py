@@ -269,12 +269,11 @@ def load_trained(workdir: str | Path, kind: str | None = None, use_ema: bool = T
     if jax.default_backend() == "cpu":
         config.model.dtype = "float32"
     trainer = TRAINERS.get(kind, "trainer")(config)
-    abstract = abstract_state(trainer)
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    field = "ema" if use_ema else "params"
     try:
-        state = checkpointer.restore(abstract, jax.tree.map(lambda _: device, abstract))
+        step, fields = checkpointer.restore_fields((field,), jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
     finally:
         checkpointer.close()
-    return TrainedModel(trainer.generator, state.ema if use_ema else state.params, trainer.resolution(config), config,
-                        int(state.step), str(workdir), config_hash, kind)
+    return TrainedModel(trainer.generator, fields[field], trainer.resolution(config), config, step, str(workdir),
+                        config_hash, kind)
 
