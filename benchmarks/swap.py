@@ -17,7 +17,7 @@ fraction of the ceiling, over the whole call to `swap()` (model loading, compili
 workers' start included; the interpreter's start and imports, about 1 s, not) and (`--marginal`) at the steady
 rate: a swap of the video played forwards then backwards minus a swap of it played once, which
 takes out loading, compiling, the workers' start and the pipeline's filling and draining (the face
-workers run up to 2 x workers + 3 stretches of 48 frames ahead). The marginal line also has the CPU
+workers run up to 2 x workers + 1 stretches of 48 frames ahead). The marginal line also has the CPU
 milliseconds per frame of every process of the swap together (main process and face workers),
 which a loaded machine changes less than wall time: near the stages' sum, little is lost outside
 them. Before those, what handing a

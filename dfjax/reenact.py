@@ -217,6 +217,10 @@ def reenact(model_dir: str | Path, driver: str | Path, output: str | Path, optio
     info = media.probe(driver)
     if driver_faces is not None:
         FaceSet(driver_faces).require("landmarks", "pose", "gaze")  # refused before the model loads
+    else:
+        from dfjax.faces.pipeline import start_face_worker_server
+
+        start_face_worker_server()  # it imports dlib, cv2 and PyAV while the model loads
     reenactor = load_reenactor(model_dir)
     if driver_faces is not None:
         metas = _stored_driver_faces(reenactor, driver, Path(driver_faces), info.frames)
@@ -238,7 +242,8 @@ def reenact(model_dir: str | Path, driver: str | Path, output: str | Path, optio
     with staged([output, masks_path, sidecar_path]) as tmp:
         with media.VideoWriter(tmp[output], info.fps, width, height, crf=options.crf, lossless=options.lossless,
                                metadata=tag, audio_from=driver) as writer, \
-                media.VideoWriter(tmp[masks_path], info.fps, width, height, gray=True, metadata=tag) as mask_writer:
+                media.VideoWriter(tmp[masks_path], info.fps, width, height, gray=True, metadata=tag) as mask_writer, \
+                media.BackgroundWriter(writer, mask_writer) as write:  # encoding overlaps the pasting
             for index in range(len(metas)):
                 frame, mask, faces_out = reenactor.frame, np.zeros((height, width), np.uint8), []
                 if index in by_frame:
@@ -247,8 +252,7 @@ def reenact(model_dir: str | Path, driver: str | Path, output: str | Path, optio
                     ys, xs = np.nonzero(mask)
                     faces_out = [{"box": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1],
                                   "driver_box": [round(float(v), 1) for v in metas[index]["box"]]}] if len(xs) else []
-                writer.write(frame)
-                mask_writer.write(mask)
+                write(frame, mask)
                 records.append({"index": index, "manipulated": bool(faces_out), "faces": faces_out})
         model = reenactor.model
         sidecar = {"driver": str(driver), "output": str(output), "masks": str(masks_path), "mode": "reenact",
