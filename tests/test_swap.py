@@ -148,3 +148,28 @@ def test_bad_input_is_refused_without_partial_output(tmp_path, synth_dir, model_
     blocker.write_text("a file, not a folder")
     assert "cannot write" in _refused([source, "-o", blocker / "o.mp4", "--model", model_dir], [])
     assert not out.with_suffix(".masks.mkv").exists() and not out.with_suffix(".json").exists()
+
+
+def test_inference_reads_the_ema_params_of_the_full_train_state(model_dir):
+    """load_trained restores only the EMA parameters and the step, shaped by the checkpoint's metadata;
+    they equal what restoring the whole train state (optimizer included) gives."""
+    import jax
+
+    from dfjax.config import load_saved_config
+    from dfjax.training.checkpoint import Checkpointer
+    from dfjax.training.core import abstract_state, load_trained
+
+    model = load_trained(model_dir, "swap")
+    config = load_saved_config(model_dir / "config.json")
+    config.model.dtype = "float32"
+    abstract = abstract_state(config)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    checkpointer = Checkpointer(model_dir / "checkpoints")
+    try:
+        full = checkpointer.restore(abstract, jax.tree.map(lambda _: device, abstract))
+    finally:
+        checkpointer.close()
+    assert model.step == int(full.step) == 20
+    assert jax.tree.structure(model.params) == jax.tree.structure(full.ema)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(model.params), jax.tree.leaves(full.ema)))
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(model.params), jax.tree.leaves(full.params)))
