@@ -173,3 +173,21 @@ def test_inference_reads_the_ema_params_of_the_full_train_state(model_dir):
     assert jax.tree.structure(model.params) == jax.tree.structure(full.ema)
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(model.params), jax.tree.leaves(full.ema)))
     assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(model.params), jax.tree.leaves(full.params)))
+
+
+def test_a_checkpoint_that_does_not_fit_its_config_is_one_sentence(tmp_path, synth_dir, model_dir):
+    """config.json edited after training (another resolution): refused before any frame, exit 2, no output."""
+    import shutil
+
+    edited = tmp_path / "edited"
+    shutil.copytree(model_dir, edited)
+    config = json.loads((edited / "config.json").read_text())
+    config["model"]["tiny_res"] = config["model"]["tiny_res"] // 2
+    (edited / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "fake.mp4"
+    result = runner.invoke(app, ["swap", str(synth_dir / "videos" / "a.mp4"), "-o", str(out), "--model", str(edited),
+                                 "--quiet"])
+    assert result.exit_code == 2
+    assert "does not fit this config" in result.output and "is stored as" in result.output
+    assert "Traceback" not in result.output
+    assert not list(tmp_path.glob("fake*"))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from dfjax.errors import UserError
@@ -42,18 +43,25 @@ class Checkpointer:
             lambda candidate: self._manager.restore(candidate, args=ocp.args.StandardRestore(target.to_dict())),
             [step] if step is not None else None, warn))
 
-    def restore_fields(self, fields: tuple[str, ...], sharding) -> tuple[int, dict]:
-        """The step and the fields `fields` of the train state (e.g. ("ema",)) of the latest readable
-        checkpoint, each array on `sharding`, shaped by the checkpoint's own metadata: inference reads
-        neither the optimizer's state nor needs the model traced to know the shapes."""
+    def restore_fields(self, fields: dict, sharding) -> tuple[int, dict]:
+        """The step and the fields of the train state named in `fields` (e.g. {"ema": abstract params}),
+        each put on `sharding`, from the latest readable checkpoint whose arrays have the abstract trees'
+        shapes (checked against its metadata first): inference reads neither the optimizer's state
+        nor the discriminator's."""
+        target = {name: jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), tree)
+                  for name, tree in {"step": jax.ShapeDtypeStruct((), jnp.int32), **fields}.items()}
+        restore_args = jax.tree.map(lambda t: ocp.ArrayRestoreArgs(sharding=t.sharding, dtype=t.dtype), target)
         reader = ocp.CheckpointManager(self.directory, item_handlers=ocp.PyTreeCheckpointHandler(),
                                        options=ocp.CheckpointManagerOptions(create=False))
 
+        def same_shape(wanted, stored) -> None:
+            if tuple(wanted.shape) != tuple(stored.shape):
+                raise ValueError(f"an array of shape {tuple(wanted.shape)} is stored as {tuple(stored.shape)}")
+
         def read(candidate: int) -> dict:
             stored = reader.item_metadata(candidate).tree
-            target = {name: jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
-                                         stored[name]) for name in ("step", *fields)}
-            restore_args = jax.tree.map(lambda t: ocp.ArrayRestoreArgs(sharding=t.sharding, dtype=t.dtype), target)
+            for name in fields:
+                jax.tree.map(same_shape, target[name], stored[name])
             return reader.restore(candidate, args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args,
                                                                           partial_restore=True))
         try:

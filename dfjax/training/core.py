@@ -270,8 +270,10 @@ def load_trained(workdir: str | Path, kind: str | None = None, use_ema: bool = T
         config.model.dtype = "float32"
     trainer = TRAINERS.get(kind, "trainer")(config)
     field = "ema" if use_ema else "params"
-    try:
-        step, fields = checkpointer.restore_fields((field,), jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
+    params = jax.eval_shape(lambda: trainer.init_variables(jax.random.key(config.seed)).params)
+    try:  # a checkpoint that does not fit the config is a UserError there
+        step, fields = checkpointer.restore_fields({field: params},
+                                                   jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
     finally:
         checkpointer.close()
     return TrainedModel(trainer.generator, fields[field], trainer.resolution(config), config, step, str(workdir),
