@@ -21,8 +21,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -229,8 +229,7 @@ class Swapper:
             return face, mask[..., 0]
 
         self._infer = infer
-        self._compiling: threading.Thread | None = None
-        self._compile_error: BaseException | None = None
+        self._compiling: Future | None = None
 
     def compile_ahead(self) -> None:
         """Compile inference for a full batch on a thread of its own, so that compiling overlaps the start
@@ -239,25 +238,19 @@ class Swapper:
         if self.driver is not None or self._compiling is not None:
             return
         size = self.model.resolution
-
-        def compile_full_batch() -> None:
-            try:
-                jax.block_until_ready(self._infer(self.model.params, jnp.zeros((BATCH_SIZES[-1], size, size, 3)), None))
-            except BaseException as exc:  # noqa: BLE001 - raised again where generate waits
-                self._compile_error = exc
-
-        # not a daemon: a swap ending early (a refused input, Ctrl-C) waits for it rather than stopping XLA midway
-        self._compiling = threading.Thread(target=compile_full_batch, name="dfjax-compile")
-        self._compiling.start()
+        # an executor's thread is joined at exit: a swap ending early (a refused input, Ctrl-C) waits for it
+        # rather than stopping XLA midway
+        executor = ThreadPoolExecutor(1, thread_name_prefix="dfjax-compile")
+        self._compiling = executor.submit(lambda: jax.block_until_ready(
+            self._infer(self.model.params, jnp.zeros((BATCH_SIZES[-1], size, size, 3)), None)))
+        executor.shutdown(wait=False)  # the one task still runs; the thread ends with it
 
     def generate(self, crops: list[np.ndarray], controls: list[dict] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Generated faces (uint8) and model masks (float) for aligned crops, in fixed-size batches;
         `controls` (a conditioned model) gives each crop's windowed controls (DriverControls.frame)."""
         if self._compiling is not None:
-            self._compiling.join()
-            error, self._compile_error = self._compile_error, None
-            if error is not None:
-                raise error
+            compiling, self._compiling = self._compiling, None
+            compiling.result()  # raises here what the compiling raised
         faces, masks = [], []
         for start in range(0, len(crops), BATCH_SIZES[-1]):
             chunk = np.stack(crops[start:start + BATCH_SIZES[-1]])
