@@ -66,20 +66,25 @@ class Stages:
         return ceiling
 
 
-def in_fresh_process(script: str | Path, function: str, *args):
+def in_fresh_process(script: str | Path, function: str, *args, face_workers_first: bool = False):
     """`function(*args)` of the benchmark file `script`, called in a new Python process started with
     `-c` (arguments and result as JSON). Its first call starts as cold as a `dfjax` command does, and its
     face workers, like the CLI's, have no heavy main module to import again (a benchmark file imports
-    JAX; a worker forked for a call made from it would import that file too)."""
+    JAX; a worker forked for a call made from it would import that file too). `face_workers_first`:
+    the process starts the face workers' server before it imports anything else, as `dfjax swap` and
+    `dfjax reenact` do (dfjax.faces.server), so that its start overlaps the imports there too."""
     import subprocess
     import sys
 
-    code = ("import importlib.util, json, sys; "
+    first = ("sys.path.insert(0, sys.argv[4]); from dfjax.faces.server import start_face_worker_server; "
+             "start_face_worker_server(); " if face_workers_first else "")
+    code = ("import importlib.util, json, sys; " + first +
             "spec = importlib.util.spec_from_file_location('benchmark', sys.argv[1]); "
             "module = sys.modules['benchmark'] = importlib.util.module_from_spec(spec); "
             "spec.loader.exec_module(module); "
             "print(json.dumps(getattr(module, sys.argv[2])(*json.loads(sys.argv[3]))))")
-    done = subprocess.run([sys.executable, "-c", code, str(script), function, json.dumps(list(args))],
+    root = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, "-c", code, str(script), function, json.dumps(list(args)), root],
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{function} of {script} failed in its own process:\n{done.stderr[-3000:]}")

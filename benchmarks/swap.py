@@ -13,8 +13,10 @@ available: cores x 1000 / (sum of the stages' CPU ms), and the slowest serial st
 (decode and encode run in one process each; face finding spreads over the workers). Then `dfjax
 swap` end to end for each `--workers` count (0: the swap's default, every core but one), each in a new
 process that starts as cold as the CLI (report.in_fresh_process), as frames per second and as a
-fraction of the ceiling, over the whole call to `swap()` (model loading, compiling and the face
-workers' start included; the interpreter's start and imports, about 1 s, not) and (`--marginal`) at the steady
+fraction of the ceiling, over the whole call to `swap()` (model loading, compiling and the first
+faces included; the interpreter's start and imports, about 1 s, not, and, as in the CLI, the face
+workers' server starts before those imports and gets ready during them), over the whole `dfjax swap`
+command (`command_*`: a new `python -m dfjax.cli swap`, its start and imports included), and (`--marginal`) at the steady
 rate: a swap of the video played forwards then backwards minus a swap of it played once, which
 takes out loading, compiling, the workers' start and the pipeline's filling and draining (the face
 workers run up to 2 x workers + 1 stretches of 48 frames ahead). The marginal line also has the CPU
@@ -185,6 +187,22 @@ def timed_swaps(model_dir: str, options: dict, jobs: list[list[str]]) -> list:
     return [timed_swap(Path(video), Path(out), Path(model_dir), SwapOptions(**options)) for video, out in jobs]
 
 
+def timed_command(video: Path, output: Path, model_dir: Path, options: SwapOptions) -> float:
+    """Wall seconds of the whole `dfjax swap` command (`python -m dfjax.cli`) in a new process: the
+    interpreter's start and every import included, as a user waits for it."""
+    import subprocess
+
+    command = [sys.executable, "-m", "dfjax.cli", "swap", str(video), "-o", str(output), "--model", str(model_dir),
+               "--workers", str(options.workers), "--preset", options.preset,
+               "--encode-threads", str(options.encode_threads), "--overwrite", "--quiet"]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"`{' '.join(command)}` failed:\n{done.stderr[-3000:]}")
+    return seconds
+
+
 def doubled_clips(video: Path, folder: Path) -> tuple[Path, Path]:
     """The video re-encoded as it is (x1) and followed by itself backwards (x2), the same way, so that
     a swap of x2 minus one of x1 is the cost of 309 more frames with loading, compiling, worker start
@@ -331,7 +349,9 @@ def main() -> None:
             if args.marginal:
                 jobs += [(x1, Path(tmp) / f"x1_{workers}.mp4"), (x2, Path(tmp) / f"x2_{workers}.mp4")]
             (summary, seconds, _, _), *doubled = in_fresh_process(
-                __file__, "timed_swaps", str(model_dir), asdict(options), [[str(v), str(o)] for v, o in jobs])
+                __file__, "timed_swaps", str(model_dir), asdict(options), [[str(v), str(o)] for v, o in jobs],
+                face_workers_first=True)
+            command = timed_command(video, Path(tmp) / f"command_{workers}.mp4", model_dir, options)
             marginal = {}
             if args.marginal:
                 (_, _, wall1, cpu1), (_, _, wall2, cpu2) = doubled
@@ -346,6 +366,8 @@ def main() -> None:
                   "frames_per_s": round(n / seconds, 1), "fraction_of_ceiling": round(n / seconds / ceiling, 2),
                   "pipeline_frames_per_s": pipeline_fps,
                   "pipeline_fraction_of_ceiling": round(pipeline_fps / ceiling, 2),
+                  "command_seconds": round(command, 2), "command_frames_per_s": round(n / command, 1),
+                  "command_fraction_of_ceiling": round(n / command / ceiling, 2),
                   "frames_swapped": summary["frames_swapped"], **marginal})
         for preset in filter(None, args.presets.split(",")):
             path, wall, cpu = cpu_timed(lambda: encode(preset, f"preset_{preset}.mp4"))

@@ -53,6 +53,14 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """dfjax: face-swap fakes with exact ground truth, and detectors scored on them."""
 
 
+def _face_workers_first() -> None:
+    """Start the face workers' server (it imports the face pipeline and loads dlib's models, about 0.9
+    CPU s) before this command imports JAX and loads its model, so the two overlap on separate cores."""
+    from dfjax.faces.server import start_face_worker_server
+
+    start_face_worker_server()
+
+
 def _print_summary(title: str, summary: dict) -> None:
     table = Table(title=title, show_header=False, title_justify="left")
     for key, value in summary.items():
@@ -204,6 +212,9 @@ def swap(
 ) -> None:
     """Swap faces with a trained model; writes the video, its masks, and a JSON sidecar of what changed."""
     from dfjax import media
+
+    if alignments is None and (input.is_dir() or media.is_video(input)):
+        _face_workers_first()
     from dfjax.swap import SwapOptions
     from dfjax.swap import swap as run_swap
 
@@ -233,6 +244,8 @@ def reenact(
     quiet: bool = QUIET,
 ) -> None:
     """Re-render a reenactment model's target driven by a driver video; writes video, masks and sidecar."""
+    if driver_faces is None:
+        _face_workers_first()
     from dfjax import media
     from dfjax.reenact import ReenactOptions
     from dfjax.reenact import reenact as run_reenact

@@ -41,11 +41,12 @@ from dfjax.faces.gaze import estimate_gaze
 from dfjax.faces.identity import FaceEncoder
 from dfjax.faces.landmarks import LandmarkPredictor
 from dfjax.faces.pipeline import (ExtractOptions, collect_inputs, describe_face, face_finders, identity_descriptor,
-                                  image_face_finder, start_face_worker_server, video_faces)
+                                  image_face_finder, video_faces)
 from dfjax.faces.pose import estimate_pose
 from dfjax.faces.smooth import check_smoothing
 from dfjax.faces.retarget import (PoseLayout, Reference, controls_from_meta, pose_layout_of, reference_of, retarget,
                                   retarget_absolute)
+from dfjax.faces.server import start_face_worker_server
 from dfjax.io import check_new_outputs, check_writable, dumps, staged, write_text
 from dfjax.models.conditioning import C_MAPS
 from dfjax.training.core import TrainedModel, load_trained
@@ -392,7 +393,9 @@ def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=No
                 (contextlib.nullcontext((None, 0)) if stored else
                  face_finders(finder, reference, full_meta=swapper.driver is not None)) as (pool, workers):
             # encoding overlaps inference and paste; the face workers are stopped while the last frames encode
-            faces = aligned_faces(path, stored, finder) if stored else video_faces(pool, workers, path, info)
+            # the first faces come back as one full inference batch, so the first frames go out sooner
+            faces = (aligned_faces(path, stored, finder) if stored else
+                     video_faces(pool, workers, path, info, head=BATCH_SIZES[-1]))
             for index, frame, mask, boxes in swapper.frames(faces):
                 write(frame, mask)
                 records.append({"index": index, "manipulated": bool(boxes), "faces": [{"box": b} for b in boxes]})

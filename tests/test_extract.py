@@ -200,3 +200,43 @@ def test_frames_reach_the_workers_through_shared_memory_that_is_unlinked(tmp_pat
                     during = _segments() - before
                     raise RuntimeError("consumer failed")
     assert during and not during & _segments()
+
+
+def test_the_first_faces_sent_ahead_are_those_of_one_stretch(panned_video):
+    """`video_faces(head=8)` hands the first 8 frames out alone and their tracker on to the rest of the
+    stretch: the same landmarks, crops and masks as without, frame for frame. A tracker started afresh
+    at frame 8 (what a plain split would do) gives other landmarks, so the hand-on is what keeps them."""
+    from dfjax.faces.pipeline import _init_worker, _video_unit, face_finders, video_faces
+
+    info = media.probe(panned_video)
+    runs = []
+    for head in (0, 8):  # a pool per video: it takes no more work once the video's last stretch is out
+        with face_finders(ExtractOptions(size=64, workers=1), None, full_meta=False) as (finders, workers):
+            runs.append([faces[0] for _, _, faces in video_faces(finders, workers, panned_video, info, head=head)])
+    whole, ahead = runs
+    assert len(whole) == len(ahead) == 24
+    for (crop, mask, meta), (crop2, mask2, meta2) in zip(whole, ahead):
+        assert np.array_equal(meta["landmarks"], meta2["landmarks"]) and np.array_equal(meta["matrix"], meta2["matrix"])
+        assert np.array_equal(crop, crop2) and np.array_equal(mask, mask2)
+
+    _init_worker(ExtractOptions(size=64), None, False)
+    frames = [frame for _, frame in media.iter_frames(panned_video)]
+    afresh = _video_unit((str(panned_video), 8, frames[8:], 0, 25.0, None)).faces
+    assert not np.array_equal(afresh[0][3]["landmarks"], whole[8][2]["landmarks"])
+
+
+def _landmark_model_loads() -> dict:
+    from dfjax.faces import landmarks
+
+    info = landmarks._shape_predictor.cache_info()
+    return {"hits": info.hits, "misses": info.misses}
+
+
+def test_face_workers_fork_with_the_models_loaded():
+    """The face workers' server loads dlib's landmark model once; a worker forked from it finds the model
+    there (a cache hit) instead of reading the 100 MB file again."""
+    from dfjax.faces.pipeline import face_finders
+
+    with face_finders(ExtractOptions(size=64, workers=1), None) as (finders, _):
+        loads = finders.apply_async(_landmark_model_loads).get(timeout=60)
+    assert loads["hits"] >= 1 and loads["misses"] == 1  # the one miss is the server's own load

@@ -13,6 +13,7 @@ than about 80 px in the downscaled copy are then found only with `upsample`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Collection
 
@@ -87,6 +88,13 @@ def parse_face_detector(spec: str, option: str = "--detector") -> tuple[str, ...
     return names
 
 
+@functools.cache
+def _stage(name: str) -> Stage:
+    """The detector registered as `name`, loaded once per process (a HOG detector takes 0.2 CPU s to load;
+    the face workers' server loads it once and every worker forks with it)."""
+    return FACE_DETECTORS.get(name)()
+
+
 @dataclass(frozen=True)
 class Detection:
     box: np.ndarray  # float32 [x0, y0, x1, y1] in frame pixels
@@ -108,8 +116,7 @@ class FaceDetector:
     def __init__(self, kind: str = DEFAULT_FACE_DETECTOR, max_side: int = 640, upsample: int = 0,
                  retry_upsampled: Collection[str] = ()):
         self.kind, self.max_side, self.upsample = kind, max_side, upsample
-        self._stages = [(FACE_DETECTORS.get(name)(), name in retry_upsampled)
-                        for name in parse_face_detector(kind, "kind")]
+        self._stages = [(_stage(name), name in retry_upsampled) for name in parse_face_detector(kind, "kind")]
 
     def _run(self, image: np.ndarray, upsample: int) -> list[Detection]:
         for stage, retry in self._stages:  # the next stage only where the previous one found nothing

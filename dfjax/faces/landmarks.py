@@ -5,6 +5,8 @@ The model file ships in the `face_recognition_models` package, so nothing is dow
 
 from __future__ import annotations
 
+import functools
+
 import dlib
 import numpy as np
 
@@ -28,12 +30,19 @@ def to_shape(landmarks: np.ndarray, box) -> dlib.full_object_detection:
     return dlib.full_object_detection(to_rectangle(box), points)
 
 
+@functools.cache
+def _shape_predictor() -> dlib.shape_predictor:
+    """dlib's 68-point model, loaded once per process (0.4 CPU s; the face workers' server loads it and
+    every worker forks with it)."""
+    import face_recognition_models  # the model files (100 MB); imported where a model is loaded
+    return dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+
+
 class LandmarkPredictor:
     """68 landmarks (float32 (68, 2), frame pixels) for a face box in an RGB image."""
 
     def __init__(self):
-        import face_recognition_models  # the model files (100 MB); imported where a model is loaded
-        self._predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+        self._predictor = _shape_predictor()
 
     def __call__(self, image: np.ndarray, box) -> np.ndarray:
         shape = self._predictor(image, to_rectangle(box))

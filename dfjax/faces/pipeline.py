@@ -14,14 +14,14 @@ image.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import queue
 import threading
 from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing import forkserver, shared_memory
+from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
@@ -37,12 +37,14 @@ from dfjax.faces.landmarks import LandmarkPredictor
 from dfjax.faces.masks import MASKS, landmark_mask
 from dfjax.faces.pose import estimate_pose
 from dfjax.faces.quality import blur_score
+from dfjax.faces.server import start_face_worker_server
 from dfjax.faces.smooth import KALMAN_DEFAULTS, ONE_EURO_DEFAULTS, check_smoothing
 from dfjax.faces.track import FaceTracker, TrackedFace
 
 BLURRY = "blur below --blur-threshold"
 WARMUP_FRAMES = 8
 STRETCH = 48  # frames per work unit: long enough that re-detection at its start costs little
+HANDS_ON, GOES_ON = "hands on", "goes on"  # a unit whose tracker the next unit continues, and that next unit
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class UnitResult:
     faces: list = field(default_factory=list)  # (frame, crop, mask, meta) of kept faces
     alignments: dict = field(default_factory=dict)  # frame -> [face dict]
     dropped: Counter = field(default_factory=Counter)
+    tracker: dict | None = None  # the tracker's state at the end, for the unit that goes on from it
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -219,20 +222,26 @@ def _slot_frames(ref: "SlotRef") -> np.ndarray:
     return np.ndarray(ref.shape, np.uint8, buffer=slots[ref.name].buf)
 
 
-def _video_unit(args: tuple[str, int, "list[np.ndarray] | SlotRef", int, float]) -> UnitResult:
-    path, start, frames, warmup, fps = args
+def _video_unit(args: tuple[str, int, "list[np.ndarray] | SlotRef", int, float, "str | dict | None"]) -> UnitResult:
+    """Faces of one stretch. `link`: None; HANDS_ON (the result carries the tracker's state); or the
+    state a HANDS_ON unit handed on (the tracker goes on from it, as if the two were one stretch)."""
+    path, start, frames, warmup, fps, link = args
     if isinstance(frames, SlotRef):
         frames = _slot_frames(frames)
     options: ExtractOptions = _worker["options"]
     tracker = FaceTracker(_worker["detector"], _worker["predictor"], every_n=options.every_n,
                           min_size=options.min_size, identity=_worker["identity"], encoder=_worker["encoder"],
                           fps=fps, smoothing=options.smoothing, smoothing_params=options.smoothing_params())
+    if isinstance(link, dict):
+        tracker.resume(link)
     result = UnitResult(path)
     for offset, frame in enumerate(frames):
         index = start - warmup + offset
         face, reason = tracker(frame, index)
         if offset >= warmup:
             _record(result, index, frame, face, reason)
+    if link == HANDS_ON:
+        result.tracker = tracker.state()
     return result
 
 
@@ -331,11 +340,20 @@ class FrameRing:
 
 class FaceFinders:
     """The face workers' pool (`apply_async` as multiprocessing.Pool's) and the frame rings it hands
-    frames through, which it unlinks when `face_finders` ends."""
+    frames through, which it unlinks when `face_finders` ends.
 
-    def __init__(self, pool, workers: int):
-        self.pool, self.workers = pool, workers
+    The pool is made on a thread of its own (`starting`, a Future): its workers fork only once the
+    server has loaded the models (up to a second after a cold start), and meanwhile the caller decodes
+    its first frames. The first `apply_async` waits for it, and raises what making it raised.
+    """
+
+    def __init__(self, starting: Future, workers: int):
+        self._starting, self.workers = starting, workers
         self._rings: list[FrameRing] = []
+
+    @property
+    def pool(self):
+        return self._starting.result()
 
     def apply_async(self, *args, **kwargs):
         return self.pool.apply_async(*args, **kwargs)
@@ -361,28 +379,34 @@ class FaceFinders:
 # ----------------------------------------------------------------------------- driving the pool
 
 def work_units(videos: list[Path], images: list[Path], infos: dict[str, media.VideoInfo],
-               ring: FrameRing | None = None) -> Iterator[tuple]:
+               ring: FrameRing | None = None, head: int = 0) -> Iterator[tuple]:
     """Work units in input order: stretches of decoded frames (with warm-up frames before), images.
 
     The main process decodes each video once, front to back, and hands out stretches, because
     seeking inside H.264 is not reliable (see `media.iter_frames`). With a `ring` a stretch's frames
     go into one of its slots and the unit carries the `SlotRef`; without, the frames themselves.
+    With `head`, a video's first `head` frames go out as soon as they are decoded, as a unit that
+    HANDS_ON its tracker to the rest of the first stretch (GOES_ON; see `results_in_order`): the
+    same faces as one stretch, back sooner.
     """
-    def unit(path: Path, start: int, frames: list[np.ndarray], warmup: int, fps: float) -> tuple:
-        return "video", (str(path), start, ring.put(frames) if ring is not None else frames, warmup, fps)
+    def unit(path: Path, start: int, frames: list[np.ndarray], warmup: int, fps: float, link=None) -> tuple:
+        return "video", (str(path), start, ring.put(frames) if ring is not None else frames, warmup, fps, link)
 
     for path in videos:
         fps = float(infos[str(path)].fps)
         warm: list[np.ndarray] = []
         chunk: list[np.ndarray] = []
-        start = 0
+        start, sent = 0, 0  # sent: frames of the chunk already handed out (the head)
         for index, frame in media.iter_frames(path):
             chunk.append(frame)
+            if start == 0 and 0 < head < STRETCH and len(chunk) == head:
+                yield unit(path, 0, chunk, 0, fps, HANDS_ON)
+                sent = head
             if len(chunk) == STRETCH:
-                yield unit(path, start, warm + chunk, len(warm), fps)
-                warm, chunk, start = chunk[-WARMUP_FRAMES:], [], index + 1
-        if chunk:
-            yield unit(path, start, warm + chunk, len(warm), fps)
+                yield unit(path, start + sent, warm + chunk[sent:], len(warm), fps, GOES_ON if sent else None)
+                warm, chunk, start, sent = chunk[-WARMUP_FRAMES:], [], index + 1, 0
+        if len(chunk) > sent:
+            yield unit(path, start + sent, warm + chunk[sent:], len(warm), fps, GOES_ON if sent else None)
     for path in images:
         yield "image", str(path)
 
@@ -390,16 +414,23 @@ def work_units(videos: list[Path], images: list[Path], infos: dict[str, media.Vi
 def results_in_order(pool: FaceFinders, units: Iterator[tuple], depth: int,
                      ring: FrameRing | None = None) -> Iterator[tuple[tuple, UnitResult]]:
     """Run units on the pool with at most `depth` in flight, yielding (unit, result) in input order.
-    A unit's slot of `ring` is released when the consumer asks for the next one. Once every unit is
-    handed out the pool takes no more work (`no_more_work`): one call per `face_finders` block."""
+    A unit that GOES_ON from the one before it is handed out once that one's result (with its
+    tracker's state) is in. A unit's slot of `ring` is released when the consumer asks for the next
+    one. Once every unit is handed out the pool takes no more work (`no_more_work`): one call per
+    `face_finders` block."""
     pending: deque = deque()
+    last = None  # the future of the unit handed out last
 
     def done(unit: tuple) -> None:
         if ring is not None and unit[0] == "video" and isinstance(unit[1][2], SlotRef):
             ring.release(unit[1][2])
 
     for unit in units:
-        pending.append((unit, pool.apply_async(_run_unit, (unit,))))
+        if unit[0] == "video" and unit[1][5] == GOES_ON:  # it needs the tracker of the unit before it
+            kind, (*args, _) = unit
+            unit = kind, (*args, last.get().tracker)
+        last = pool.apply_async(_run_unit, (unit,))
+        pending.append((unit, last))
         if len(pending) >= depth:
             unit, future = pending.popleft()
             yield unit, future.get()
@@ -416,17 +447,6 @@ def largest_frame_bytes(infos: dict[str, media.VideoInfo]) -> int:
     return max((info.width * info.height * 3 for info in infos.values()), default=0)
 
 
-def start_face_worker_server() -> mp.context.BaseContext:
-    """Start the server the face workers are forked from, if it is not running, and return its context.
-    The server imports this module (cv2, dlib, PyAV) once, so a worker starts with them. Starting it
-    does not wait for it: a caller with other work first (swap loads its model) calls this before it,
-    and the server gets ready meanwhile; it serves every pool of the process after."""
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
-    forkserver.ensure_running()
-    return ctx
-
-
 @contextmanager
 def face_finders(options: ExtractOptions, reference: np.ndarray | None, full_meta: bool = True):
     """A pool of worker processes that find, align and describe faces (one per core by default), as
@@ -437,30 +457,33 @@ def face_finders(options: ExtractOptions, reference: np.ndarray | None, full_met
     check_options(options)  # here too (swap, reenact): a worker failing to start is restarted forever
     workers = options.workers or os.cpu_count() or 1
     ctx = start_face_worker_server()
-    finders = None
+    executor = ThreadPoolExecutor(1, thread_name_prefix="dfjax-face-pool")
+    starting = executor.submit(ctx.Pool, workers, _init_worker, (options, reference, full_meta))
+    executor.shutdown(wait=False)  # the one task still runs; the thread ends with it
+    finders = FaceFinders(starting, workers)
     try:
-        with ctx.Pool(workers, _init_worker, (options, reference, full_meta)) as pool:
-            finders = FaceFinders(pool, workers)
-            yield finders, workers
+        yield finders, workers
     finally:
-        if finders is not None:
-            finders.close()
+        finders.close()
+        if starting.exception() is None:  # waits for the pool if it is still being made
+            starting.result().terminate()  # as leaving `with Pool()` does
 
 
-def video_faces(finders: FaceFinders, workers: int, path: Path,
-                info: media.VideoInfo) -> Iterator[tuple[int, np.ndarray, list]]:
+def video_faces(finders: FaceFinders, workers: int, path: Path, info: media.VideoInfo,
+                head: int = 0) -> Iterator[tuple[int, np.ndarray, list]]:
     """(frame index, frame, [(crop, mask, meta)] of the face kept there) for every frame of a video, in order.
 
     Decoding happens here, on a thread of its own, while the workers find faces in the stretches
     handed out before (through shared memory), so a consumer (e.g. `swap`) overlaps its own work
-    with both. Each yielded frame is the consumer's own copy.
+    with both. Each yielded frame is the consumer's own copy. `head`: the first faces come back
+    once that many frames are tracked, not a whole stretch (the same faces; see `work_units`).
     """
     ring = finders.ring(info.width * info.height * 3)
-    units = media.prefetch(work_units([path], [], {str(path): info}, ring))  # decoding on a thread of its own
+    units = media.prefetch(work_units([path], [], {str(path): info}, ring, head))  # decoding on a thread of its own
     frames = None
     try:
         for unit, result in results_in_order(finders, units, 2 * workers, ring):
-            _, (_, start, ref, warmup, _) = unit
+            _, (_, start, ref, warmup, _, _) = unit
             by_frame = {index: (crop, mask, meta) for index, crop, mask, meta in result.faces}
             frames = ring.frames(ref)
             for offset in range(ref.shape[0] - warmup):

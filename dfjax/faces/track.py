@@ -58,6 +58,15 @@ class FaceTracker:
         if self._filter is not None:
             self._filter.reset()
 
+    def state(self) -> dict:
+        """All that the next frame's result depends on (picklable): another tracker given it by `resume`
+        goes on exactly as this one would."""
+        return {"last": self._last, "since_detect": self._since_detect, "scale": self._scale, "filter": self._filter}
+
+    def resume(self, state: dict) -> None:
+        self._last, self._since_detect, self._scale = state["last"], state["since_detect"], state["scale"]
+        self._filter = state["filter"]
+
     def _choose(self, frame: np.ndarray, found: list[Detection]) -> tuple[Detection | None, str]:
         """The face to follow: the tracked one if still there, else the largest (or the --identity)."""
         if not found:
