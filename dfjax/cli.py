@@ -213,7 +213,7 @@ def swap(
     """Swap faces with a trained model; writes the video, its masks, and a JSON sidecar of what changed."""
     from dfjax import media
 
-    if alignments is None and (input.is_dir() or media.is_video(input)):
+    if alignments is None and media.is_video(input):  # images are swapped without the face workers
         _face_workers_first()
     from dfjax.swap import SwapOptions
     from dfjax.swap import swap as run_swap
