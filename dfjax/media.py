@@ -15,6 +15,7 @@ XMP packet in PNG and JPEG and as container tags in MP4/MKV (`synthetic_tags`).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import queue
 import threading
@@ -338,7 +339,8 @@ class BackgroundWriter:
 
 def prefetch(items, depth: int = 2):
     """Iterate `items` on a thread of its own, `depth` items ahead (e.g. decoding while the caller works);
-    an error there is raised here, at the item where it happened."""
+    an error there is raised here, at the item where it happened. The thread runs in a copy of the
+    caller's context, so that `allow_truncated()` around the caller holds for the decoding too."""
     buffer: queue.Queue = queue.Queue(depth)
     done = object()
     stop = threading.Event()
@@ -353,7 +355,7 @@ def prefetch(items, depth: int = 2):
             buffer.put((None, exc))
         buffer.put((done, None))
 
-    thread = threading.Thread(target=run, name="dfjax-prefetch", daemon=True)
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="dfjax-prefetch", daemon=True)
     thread.start()
     try:
         while True:

@@ -191,3 +191,18 @@ def test_a_checkpoint_that_does_not_fit_its_config_is_one_sentence(tmp_path, syn
     assert "does not fit this config" in result.output and "is stored as" in result.output
     assert "Traceback" not in result.output
     assert not list(tmp_path.glob("fake*"))
+
+
+def test_allow_truncated_reaches_the_decoding_thread(tmp_path, model_dir):
+    """A cut-off video is refused, and with `--allow-truncated` swapped as far as it decodes: the flag
+    holds on the thread that decodes for the face workers too (it used to be refused there)."""
+    from tests.test_bad_inputs import truncated
+
+    cut = truncated(tmp_path / "cut.mp4", size=96)
+    args = ["swap", str(cut), "-o", str(tmp_path / "out.mp4"), "--model", str(model_dir), "--workers", "1", "-q"]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2 and "--allow-truncated" in refused.output
+    allowed = runner.invoke(app, [*args, "--allow-truncated"])
+    assert allowed.exit_code == 0, allowed.output
+    sidecar = json.loads((tmp_path / "out.json").read_text())
+    assert 0 < len(sidecar["frames"]) < 24 and media.probe(tmp_path / "out.mp4").frames == len(sidecar["frames"])
