@@ -73,7 +73,6 @@ def in_fresh_process(script: str | Path, function: str, *args, face_workers_firs
     JAX; a worker forked for a call made from it would import that file too). `face_workers_first`:
     the process starts the face workers' server before it imports anything else, as `dfjax swap` and
     `dfjax reenact` do (dfjax.faces.server), so that its start overlaps the imports there too."""
-    import subprocess
     import sys
 
     first = ("sys.path.insert(0, sys.argv[4]); from dfjax.faces.server import start_face_worker_server; "
@@ -84,11 +83,20 @@ def in_fresh_process(script: str | Path, function: str, *args, face_workers_firs
             "spec.loader.exec_module(module); "
             "print(json.dumps(getattr(module, sys.argv[2])(*json.loads(sys.argv[3]))))")
     root = str(Path(__file__).resolve().parents[1])
-    done = subprocess.run([sys.executable, "-c", code, str(script), function, json.dumps(list(args)), root],
-                          capture_output=True, text=True)
+    out = run_command([sys.executable, "-c", code, str(script), function, json.dumps(list(args)), root],
+                      f"{function} of {script} in its own process")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_command(command: list[str], what: str, cwd: str | Path | None = None) -> str:
+    """The standard output of `command`; a RuntimeError with the end of its standard error (`what`
+    failed) when it exits with an error."""
+    import subprocess
+
+    done = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
     if done.returncode != 0:
-        raise RuntimeError(f"{function} of {script} failed in its own process:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
 
 
 def throwaway_model(spec: str, overrides: list[str] = (), name: str = "model") -> Path:

@@ -45,7 +45,8 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from report import Reporter, Stages, available_cores, cpu_timed, in_fresh_process, throwaway_model  # noqa: E402
+from report import (Reporter, Stages, available_cores, cpu_timed, in_fresh_process, run_command,  # noqa: E402
+                    throwaway_model)
 
 from dfjax import media  # noqa: E402
 from dfjax.faces.pipeline import ExtractOptions  # noqa: E402
@@ -190,17 +191,12 @@ def timed_swaps(model_dir: str, options: dict, jobs: list[list[str]]) -> list:
 def timed_command(video: Path, output: Path, model_dir: Path, options: SwapOptions) -> float:
     """Wall seconds of the whole `dfjax swap` command (`python -m dfjax.cli`) in a new process: the
     interpreter's start and every import included, as a user waits for it."""
-    import subprocess
-
     command = [sys.executable, "-m", "dfjax.cli", "swap", str(video), "-o", str(output), "--model", str(model_dir),
                "--workers", str(options.workers), "--preset", options.preset,
                "--encode-threads", str(options.encode_threads), "--overwrite", "--quiet"]
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"`{' '.join(command)}` failed:\n{done.stderr[-3000:]}")
-    return seconds
+    run_command(command, f"`{' '.join(command)}`", cwd=Path(__file__).resolve().parents[1])
+    return time.perf_counter() - start
 
 
 def doubled_clips(video: Path, folder: Path) -> tuple[Path, Path]:

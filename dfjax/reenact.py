@@ -52,6 +52,7 @@ from dfjax.faces.align import resize_matrix, transform_points
 from dfjax.faces.masks import landmark_mask
 from dfjax.faces.smooth import check_smoothing
 from dfjax.faces.retarget import Controls, Reference, controls_from_meta, reference_of, retarget
+from dfjax.faces.server import start_face_worker_server
 from dfjax.io import dumps, staged, write_text
 from dfjax.models.conditioning import stack_window, window_indices
 from dfjax.data.reenact_target import load_target, render_all
@@ -218,9 +219,7 @@ def reenact(model_dir: str | Path, driver: str | Path, output: str | Path, optio
     if driver_faces is not None:
         FaceSet(driver_faces).require("landmarks", "pose", "gaze")  # refused before the model loads
     else:
-        from dfjax.faces.pipeline import start_face_worker_server
-
-        start_face_worker_server()  # it imports dlib, cv2 and PyAV while the model loads
+        start_face_worker_server()  # if the command has not: it loads dlib's models while the model loads
     reenactor = load_reenactor(model_dir)
     if driver_faces is not None:
         metas = _stored_driver_faces(reenactor, driver, Path(driver_faces), info.frames)
