@@ -5,7 +5,8 @@ whole command against it.
   python benchmarks/reenact.py --model runs/reenact_a --driver VIDEO
 
 One line per stage measured alone, in this process, with its CPU milliseconds per driver frame (process
-time: every thread counts): decode of the driver; face finding in the driver (reenact's own tracker
+time: every thread counts): decode of the driver (into memory touched beforehand, as swap's benchmark
+decodes: `swap.timed_decode`); face finding in the driver's decoded frames (reenact's own tracker
 settings, full metadata: the controls need pose, gaze and blinks; as one face worker runs it); the
 controls' maps and the generator (batched, compiled beforehand); paste-back into the target's frame
 with its mask and sidecar record; H.264 encoding of the output and FFV1 of the masks, at the target's
@@ -66,7 +67,7 @@ def main() -> None:
     from dfjax.data.controls import controls_from_meta
     from dfjax.faces.retarget import reference_of, retarget
     from dfjax.reenact import ReenactOptions, driver_finder, load_reenactor
-    from swap import timed_faces
+    from swap import timed_decode, timed_faces
 
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(args.model) if args.model else throwaway_model("configs/reenact.py:tiny", name="reenactor")
@@ -81,11 +82,12 @@ def main() -> None:
               "resolution": reenactor.res, "backend": jax.default_backend(), "cores": cores})
         stage = Stages(emit, "reenact", n, cores)
 
-        _, wall, cpu = cpu_timed(lambda: [frame for _, frame in media.iter_frames(driver)])
+        frames, wall, cpu = timed_decode(driver, info)
         stage("decode", wall, cpu)
         finder = driver_finder(reenactor, ReenactOptions())
-        units, wall, cpu = timed_faces(stage, driver, info, finder, True)
-        stage("faces", wall, cpu, note="decode excluded")
+        units, wall, cpu = timed_faces(frames, driver, info, finder, True)
+        stage("faces", wall, cpu, note="decoded frames")
+        del frames
         metas = {index: meta for unit in units for index, _, _, meta in unit.faces}
         found = sorted(metas)
         controls = controls_from_meta([metas[i] for i in found])

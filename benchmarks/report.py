@@ -44,14 +44,15 @@ class Stages:
     the ceiling they imply for the cores available (cores x 1000 / the sum) and the limit of each stage
     that runs on one thread of its own (`serial`: its name -> the stages it is made of)."""
 
-    def __init__(self, emit: Reporter, benchmark: str, frames: int, cores: int):
-        self.emit, self.benchmark, self.frames, self.cores = emit, benchmark, frames, cores
+    def __init__(self, emit: Reporter, benchmark: str, frames: int, cores: int, **tags):
+        """`tags`: keys every line of these stages carries (e.g. which repeat of the measurement)."""
+        self.emit, self.benchmark, self.frames, self.cores, self.tags = emit, benchmark, frames, cores, tags
         self.cpu_ms: dict[str, float] = {}
 
     def __call__(self, name: str, wall: float, cpu: float, **extra) -> None:
         n = self.frames
         self.cpu_ms[name] = 1e3 * cpu / n
-        self.emit({"benchmark": self.benchmark, "stage": name, "seconds": round(wall, 3),
+        self.emit({"benchmark": self.benchmark, **self.tags, "stage": name, "seconds": round(wall, 3),
                    "cpu_ms_per_frame": round(self.cpu_ms[name], 2), "ms_per_frame": round(1e3 * wall / n, 2),
                    "frames_per_s": round(n / wall, 1), **extra})
 
@@ -59,7 +60,7 @@ class Stages:
         total = sum(self.cpu_ms.values())
         ceiling = self.cores * 1e3 / total
         limits = {name: 1e3 / sum(self.cpu_ms[s] for s in parts) for name, parts in serial.items()}
-        self.emit({"benchmark": self.benchmark, "case": "ceiling", "cores": self.cores,
+        self.emit({"benchmark": self.benchmark, **self.tags, "case": "ceiling", "cores": self.cores,
                    "cpu_ms_per_frame_total": round(total, 2), "ceiling_frames_per_s": round(ceiling, 1),
                    "serial_stage_limits_frames_per_s": {k: round(v, 1) for k, v in limits.items()},
                    "bound": round(min(ceiling, *limits.values()), 1)})

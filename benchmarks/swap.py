@@ -2,13 +2,17 @@
 
   python benchmarks/swap.py                                   # ../shared/data/real/ffpp_004.mp4, a tiny model
   python benchmarks/swap.py VIDEO --model runs/sae128 --workers 1,2,0 --out benchmarks/results/swap-$(date +%F).jsonl
+  python benchmarks/swap.py --workers 1 --repeats 3 --presets "" --no-marginal   # the median of 3 measurements
 
 Without --model it trains a throw-away tiny model for a few steps on synthetic faces (the timing does
 not depend on how good the model is, only on its size). One line per stage measured alone, in this
 process, with its CPU milliseconds per frame (process time: every thread of the process counts):
-decode; face finding (the swap's own tracker settings, run in-process as one worker runs them);
-batched inference; colour, mask and paste-back; H.264 encoding; FFV1 encoding of the manipulation
-masks (the swap writes them beside the video). Then the ceiling those costs imply for the cores
+decode (into memory, as the pipeline decodes into its ring); face finding (the swap's own tracker
+settings, run in-process as one worker runs them, on the decoded frames); batched inference; colour,
+mask and paste-back; H.264 encoding; FFV1 encoding of the manipulation masks (the swap writes them
+beside the video). The stages write their frames into memory touched before the timing (`touched`):
+a stage that keeps 309 frames in new memory also pays a page fault per 4 KiB, which the pipeline,
+reusing its buffers, does not, and which one run of a stage paid and the next did not. Then the ceiling those costs imply for the cores
 available: cores x 1000 / (sum of the stages' CPU ms), and the slowest serial stage's own limit
 (decode and encode run in one process each; face finding spreads over the workers). Then `dfjax
 swap` end to end for each `--workers` count (0: the swap's default, every core but one), each in a new
@@ -24,8 +28,12 @@ milliseconds per frame of every process of the swap together (main process and f
 which a loaded machine changes less than wall time: near the stages' sum, little is lost outside
 them. Before those, what handing a
 frame to a face worker costs the sender, through a pipe (as before) and through shared memory.
+With `--repeats N` the stages and then the end-to-end runs are measured N times in turn (every line
+carries its `repeat`), each end-to-end figure a fraction of the ceiling measured just before it, and
+a `summary` line per workers count gives the medians: this machine's speed drifts by 5-10% within
+minutes, and one measurement of each side can land on either side of such a drift.
 With `--before FILE`, each stage's, the ceiling's and each workers count's figure beside an
-earlier run's. Last, one line per x264 `--presets` entry: the swapped frames encoded at
+earlier run's (medians over the repeats). Last, one line per x264 `--presets` entry: the swapped frames encoded at
 the swap's CRF with that preset, its CPU milliseconds per frame, file size and PSNR against the
 swapped frames themselves (what a `--lossless` swap stores).
 """
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -56,22 +65,31 @@ from dfjax.swap import SwapOptions, Swapper, crop_settings, swap  # noqa: E402
 DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "ffpp_004.mp4"
 
 
-def find_faces_in_process(video: Path, info, finder: ExtractOptions, full_meta: bool = True) -> list:
-    """The swap's face finding, as one worker runs it, in this process (so its CPU time is measurable)."""
+def stretches(frames) -> list[tuple[int, int, list]]:
+    """(first frame, warm-up frames, frames with their warm-up ones before) of each face workers' unit of
+    a decoded video, as `pipeline.work_units` cuts it (without a head)."""
+    from dfjax.faces import pipeline
+
+    out = []
+    for start in range(0, len(frames), pipeline.STRETCH):
+        first = max(0, start - pipeline.WARMUP_FRAMES)
+        out.append((start, start - first, list(frames[first:start + pipeline.STRETCH])))
+    return out
+
+
+def find_faces_in_process(frames, video: Path, info, finder: ExtractOptions, full_meta: bool = True) -> list:
+    """The swap's face finding in this process (so its CPU time is measurable), as one worker runs it:
+    the units of the decoded `frames`, read where they lie (a worker reads them in its ring slot)."""
     from dfjax.faces import pipeline
 
     pipeline._init_worker(finder, None, full_meta)
-    found = []
-    for unit in pipeline.work_units([video], [], {str(video): info}):
-        found.append(pipeline._run_unit(unit))
-    return found
+    return [pipeline._run_unit(("video", (str(video), start, unit, warmup, float(info.fps), None)))
+            for start, warmup, unit in stretches(frames)]
 
 
-def timed_faces(stage: Stages, video: Path, info, finder: ExtractOptions, full_meta: bool) -> tuple[list, float, float]:
-    """(units, wall s, CPU s) of find_faces_in_process with the decode stage's cost taken out (it decodes too)."""
-    units, wall, cpu = cpu_timed(lambda: find_faces_in_process(video, info, finder, full_meta))
-    decode = stage.cpu_ms["decode"] * stage.frames / 1e3
-    return units, wall - decode, cpu - decode
+def timed_faces(frames, video: Path, info, finder: ExtractOptions, full_meta: bool) -> tuple[list, float, float]:
+    """(units, wall s, CPU s) of find_faces_in_process."""
+    return cpu_timed(lambda: find_faces_in_process(frames, video, info, finder, full_meta))
 
 
 def handoff(frames: list, via: str, depth: int = 2) -> tuple[float, float]:
@@ -85,21 +103,17 @@ def handoff(frames: list, via: str, depth: int = 2) -> tuple[float, float]:
 
     from dfjax.faces import pipeline
 
-    stretches, start = [], 0
-    while start < len(frames):
-        warm = frames[max(0, start - pipeline.WARMUP_FRAMES):start]
-        stretches.append(warm + frames[start:start + pipeline.STRETCH])
-        start += pipeline.STRETCH
+    units = [unit for _, _, unit in stretches(frames)]
     with mp.get_context("forkserver").Pool(1) as pool:
         pool.apply(len, ((),))  # started before the timing
         ring = pipeline.FrameRing(depth + 1, frames[0].nbytes) if via == "shared memory" else None
         try:
             def run():
                 pending: deque = deque()
-                for stretch in stretches:
+                for stretch in units:
                     payload = ring.put(stretch) if ring else stretch
                     pending.append((payload, pool.apply_async(len, (("video", ("v", 0, payload, 0, 25.0)),))))
-                    while len(pending) >= depth or (pending and stretch is stretches[-1]):
+                    while len(pending) >= depth or (pending and stretch is units[-1]):
                         payload, future = pending.popleft()
                         future.get()
                         if ring:
@@ -215,20 +229,23 @@ def doubled_clips(video: Path, folder: Path) -> tuple[Path, Path]:
 
 
 def compare_with(emit: Reporter, before: Path) -> None:
-    """Lines of this run's stages, ceiling and end-to-end figures beside those of an earlier run."""
+    """Lines of this run's stages, ceiling and end-to-end figures beside those of an earlier run (medians
+    over the repeats of a run that has several): CPU ms per frame of each stage, the ceiling, and per
+    workers count [whole call s, its fraction of the ceiling]."""
     import json
 
     def index(lines: list[dict]) -> dict:
-        out = {}
+        values: dict = {}
         for line in lines:
             if "stage" in line:
-                out[("stage", line["stage"])] = line["cpu_ms_per_frame"]
+                values.setdefault(("stage", line["stage"]), []).append(line["cpu_ms_per_frame"])
             elif line.get("case") == "ceiling":
-                out[("ceiling", "frames_per_s")] = line["ceiling_frames_per_s"]
+                values.setdefault(("ceiling", "frames_per_s"), []).append(line["ceiling_frames_per_s"])
             elif line.get("case") == "end_to_end":
                 workers = line.get("workers_option", line.get("workers"))
-                out[("end_to_end", workers)] = (line["pipeline_frames_per_s"], line["pipeline_fraction_of_ceiling"])
-        return out
+                values.setdefault(("end_to_end", workers), []).append((line["seconds"], line["fraction_of_ceiling"]))
+        return {key: [round(statistics.median(v), 2) for v in zip(*found)] if isinstance(found[0], tuple)
+                else round(statistics.median(found), 2) for key, found in values.items()}
 
     old = index([json.loads(line) for line in before.read_text().splitlines() if line.strip()])
     new = index([json.loads(line) for line in emit.lines])
@@ -238,11 +255,156 @@ def compare_with(emit: Reporter, before: Path) -> None:
               "before": old.get(key), "after": new.get(key)})
 
 
+def touched(shape: tuple[int, ...]) -> np.ndarray:
+    """A uint8 array whose pages are already mapped. A stage that keeps its 309 frames in new memory pays
+    a page fault per 4 KiB the first time (1-1.5 CPU ms per 720p frame here), and whether its memory is
+    new depends on what the process freed before; the pipeline reuses its buffers. So the stages write
+    into these, and each stage's cost is its own, the same in every repeat."""
+    return np.ones(shape, np.uint8)
+
+
+def timed_decode(video: Path, info) -> tuple[np.ndarray, float, float]:
+    """(frames, wall s, CPU s) of decoding `video` into memory already touched, as the pipeline decodes
+    into its ring's slots."""
+    frames = touched((info.frames, info.height, info.width, 3))
+
+    def decode():
+        for index, frame in media.iter_frames(video):
+            frames[index] = frame
+
+    _, wall, cpu = cpu_timed(decode)
+    return frames, wall, cpu
+
+
+def measure_stages(emit: Reporter, args, video: Path, info, model, swapper: Swapper, tmp: Path, repeat: int):
+    """Every stage of the swap measured alone, then the ceiling they imply: (ceiling frames/s, the
+    composited frames, an `encode(preset, name)` of them). The first repeat also measures the hand-off
+    and the face stage as extract runs it."""
+    n, cores = info.frames, available_cores()
+    stage = Stages(emit, "swap", n, cores, repeat=repeat)
+    frames, wall, cpu = timed_decode(video, info)
+    stage("decode", wall, cpu)
+
+    if repeat == 0:
+        for via in ("pipe", "shared memory"):  # what moving a frame to a face worker costs, before and after
+            wall, cpu = handoff(frames, via)
+            emit({"benchmark": "swap", "case": "handoff", "via": via, "cpu_ms_per_frame": round(1e3 * cpu / n, 2),
+                  "ms_per_frame": round(1e3 * wall / n, 2), "note": "sender's CPU; not in the ceiling's stages"})
+
+    face_type, coverage = crop_settings(model)
+    finder = ExtractOptions(size=model.resolution, face_type=face_type, coverage=coverage)
+    full_meta = swapper.driver is not None  # as swap_video asks the workers: pose, gaze, blinks only when used
+    compare = {}  # the face stage as extract runs it (256 px crops, full metadata) and with this crop size
+    for name, options, full in (("extract_256px_full_meta", ExtractOptions(), True),
+                                (f"swap_{model.resolution}px_full_meta", finder, True)):
+        if repeat == 0 and (full != full_meta or name.startswith("extract")):
+            _, _, cpu = timed_faces(frames, video, info, options, full)
+            compare[name] = round(1e3 * cpu / n, 2)
+    units, wall, cpu = timed_faces(frames, video, info, finder, full_meta)
+    stage("faces", wall, cpu, note="decoded frames", full_meta=full_meta,
+          frames_with_face=sum(len(u.faces) for u in units),
+          **{f"cpu_ms_per_frame_{k}": v for k, v in compare.items()})
+    by_frame = {index: (crop, mask, meta) for unit in units for index, crop, mask, meta in unit.faces}
+    found = [(i, frame, [by_frame[i]] if i in by_frame else []) for i, frame in enumerate(frames)]
+
+    crops = [crop for _, _, faces in found for crop, _, _ in faces]
+    swapper.generate(crops[:1])  # compile outside the timing
+    swapper.generate(crops[:32])
+    (generated, masks), wall, cpu = cpu_timed(lambda: swapper.generate(crops))
+    stage("inference", wall, cpu, faces=len(crops))
+
+    outputs, frame_masks = touched(frames.shape), touched(frames.shape[:3])
+
+    def composite():  # as Swapper.frames does it: the frame and its manipulation mask
+        k = 0
+        for index, (_, frame, faces) in enumerate(found):
+            out, frame_mask = frame, np.zeros(frame.shape[:2], np.uint8)
+            for crop, _, meta in faces:
+                out, face_mask = swapper.composite(out, crop, generated[k], masks[k], meta)
+                frame_mask = np.maximum(frame_mask, face_mask)
+                k += 1
+            outputs[index], frame_masks[index] = out, frame_mask
+
+    _, wall, cpu = cpu_timed(composite)
+    stage("colour+mask+paste", wall, cpu)
+
+    def encode(preset: str = args.preset, name: str = "enc.mp4") -> Path:
+        path = tmp / name
+        with media.VideoWriter(path, info.fps, info.width, info.height, crf=SwapOptions.crf, preset=preset,
+                               threads=args.encode_threads) as writer:
+            for out in outputs:
+                writer.write(out)
+        return path
+
+    _, wall, cpu = cpu_timed(encode)
+    stage("encode", wall, cpu, preset=args.preset, threads=args.encode_threads)
+
+    def encode_masks():
+        with media.VideoWriter(tmp / "masks.mkv", info.fps, info.width, info.height, gray=True) as writer:
+            for mask in frame_masks:
+                writer.write(mask)
+
+    _, wall, cpu = cpu_timed(encode_masks)
+    stage("mask encode", wall, cpu, codec="ffv1")
+    ceiling = stage.ceiling({"decode": ("decode",), "encode": ("encode", "mask encode")})
+    return ceiling, outputs, encode
+
+
+def end_to_end(args, video: Path, model_dir: Path, workers: int, ceiling: float, n: int, tmp: Path,
+               doubled: tuple[Path, Path] | None, repeat: int) -> dict:
+    """The line of one end-to-end swap with `workers` face workers, as a fraction of `ceiling`: the whole
+    call in a fresh process, the whole command, and (with `doubled`) the steady rate."""
+    options = SwapOptions(workers=workers, preset=args.preset, encode_threads=args.encode_threads)
+    name = f"{workers}_{repeat}"
+    jobs = [(video, tmp / f"end_to_end_{name}.mp4")]
+    if doubled:
+        jobs += [(doubled[0], tmp / f"x1_{name}.mp4"), (doubled[1], tmp / f"x2_{name}.mp4")]
+    (summary, seconds, _, _), *rest = in_fresh_process(
+        __file__, "timed_swaps", str(model_dir), asdict(options), [[str(v), str(o)] for v, o in jobs],
+        face_workers_first=True)
+    command = timed_command(video, tmp / f"command_{name}.mp4", model_dir, options)
+    marginal = {}
+    if doubled:
+        (_, _, wall1, cpu1), (_, _, wall2, cpu2) = rest
+        marginal = {"marginal_frames_per_s": round(n / (wall2 - wall1), 1),
+                    "marginal_fraction_of_ceiling": round(n / (wall2 - wall1) / ceiling, 2),
+                    "marginal_cpu_ms_per_frame_all_processes": round(1e3 * (cpu2 - cpu1) / n, 2),
+                    "marginal_cores_busy": round((cpu2 - cpu1) / (wall2 - wall1), 2)}
+    pipeline_fps = summary["frames_per_second"]  # swap_video's timer: the workers' start to the last frame
+    face_workers = workers or max(1, (os.cpu_count() or 2) - 1)  # as dfjax.swap.swap_video chooses
+    return {"benchmark": "swap", "repeat": repeat, "case": "end_to_end", "workers_option": workers,
+            "face_workers": face_workers, "seconds": round(seconds, 2),
+            "frames_per_s": round(n / seconds, 1), "fraction_of_ceiling": round(n / seconds / ceiling, 2),
+            "pipeline_frames_per_s": pipeline_fps,
+            "pipeline_fraction_of_ceiling": round(pipeline_fps / ceiling, 2),
+            "command_seconds": round(command, 2), "command_frames_per_s": round(n / command, 1),
+            "command_fraction_of_ceiling": round(n / command / ceiling, 2),
+            "frames_swapped": summary["frames_swapped"], **marginal}
+
+
+def summary_line(workers: int, ceilings: list[float], runs: list[dict]) -> dict:
+    """The median over the repeats of one workers count: each repeat's end-to-end figure is a fraction of
+    the ceiling measured just before it, so a machine that drifts between repeats moves both."""
+    fractions = [run["fraction_of_ceiling"] for run in runs]
+    return {"benchmark": "swap", "case": "summary", "workers_option": workers, "repeats": len(runs),
+            "ceiling_frames_per_s_median": round(statistics.median(ceilings), 1),
+            "seconds_median": round(statistics.median(run["seconds"] for run in runs), 2),
+            "fraction_of_ceiling_median": round(statistics.median(fractions), 2),
+            "fraction_of_ceiling_each": fractions,
+            "command_fraction_of_ceiling_median": round(statistics.median(r["command_fraction_of_ceiling"]
+                                                                          for r in runs), 2),
+            "pipeline_fraction_of_ceiling_median": round(statistics.median(r["pipeline_fraction_of_ceiling"]
+                                                                           for r in runs), 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("video", nargs="?", default=str(DEFAULT_VIDEO))
     parser.add_argument("--model", default=None)
     parser.add_argument("--workers", default="0", help="comma-separated worker counts for the end-to-end runs")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="measure the stages and then the end-to-end runs this many times in turn; a "
+                             "summary line per workers count gives the median fraction of the ceiling")
     parser.add_argument("--preset", default=SwapOptions.preset, choices=media.X264_PRESETS,
                         help="x264 preset of the encode stage and the end-to-end runs")
     parser.add_argument("--encode-threads", type=int, default=SwapOptions.encode_threads,
@@ -262,109 +424,31 @@ def main() -> None:
     if not video.exists():
         emit({"benchmark": "swap", "skipped": f"{video} not found"})
         return
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: give 1 or more")
     model_dir = Path(args.model) if args.model else throwaway_model("configs/swap.py:tiny")
     model = load_trained(model_dir)
     info = media.probe(video)
     n = info.frames
-    cores = available_cores()
     emit({"benchmark": "swap", "case": "header", "date": date.today().isoformat(), "video": video.name,
           "width": info.width, "height": info.height, "frames": n, "model": model.config.model.arch,
-          "resolution": model.resolution, "cpu_count": os.cpu_count(), "cores": cores})
-    stage = Stages(emit, "swap", n, cores)
-
-    frames, wall, cpu = cpu_timed(lambda: [frame for _, frame in media.iter_frames(video)])
-    stage("decode", wall, cpu)
-
-    for via in ("pipe", "shared memory"):  # what moving a frame to a face worker costs, before and after
-        wall, cpu = handoff(frames, via)
-        emit({"benchmark": "swap", "case": "handoff", "via": via, "cpu_ms_per_frame": round(1e3 * cpu / n, 2),
-              "ms_per_frame": round(1e3 * wall / n, 2), "note": "sender's CPU; not in the ceiling's stages"})
-
-    face_type, coverage = crop_settings(model)
-    finder = ExtractOptions(size=model.resolution, face_type=face_type, coverage=coverage)
+          "resolution": model.resolution, "cpu_count": os.cpu_count(), "cores": available_cores(),
+          "repeats": args.repeats})
     swapper = Swapper(model, SwapOptions())
-    full_meta = swapper.driver is not None  # as swap_video asks the workers: pose, gaze, blinks only when used
-    compare = {}  # the face stage as extract runs it (256 px crops, full metadata) and with this crop size
-    for name, options, full in (("extract_256px_full_meta", ExtractOptions(), True),
-                                (f"swap_{model.resolution}px_full_meta", finder, True)):
-        if full != full_meta or name.startswith("extract"):
-            _, _, cpu = timed_faces(stage, video, info, options, full)
-            compare[name] = round(1e3 * cpu / n, 2)
-    units, wall, cpu = timed_faces(stage, video, info, finder, full_meta)
-    stage("faces", wall, cpu, note="decode excluded", full_meta=full_meta,
-          frames_with_face=sum(len(u.faces) for u in units),
-          **{f"cpu_ms_per_frame_{k}": v for k, v in compare.items()})
-    by_frame = {index: (crop, mask, meta) for unit in units for index, crop, mask, meta in unit.faces}
-    found = [(i, frame, [by_frame[i]] if i in by_frame else []) for i, frame in enumerate(frames)]
-
-    crops = [crop for _, _, faces in found for crop, _, _ in faces]
-    swapper.generate(crops[:1])  # compile outside the timing
-    swapper.generate(crops[:32])
-    (generated, masks), wall, cpu = cpu_timed(lambda: swapper.generate(crops))
-    stage("inference", wall, cpu, faces=len(crops))
-
-    def composite():  # as Swapper.frames does it: the frame and its manipulation mask
-        k, outputs, frame_masks = 0, [], []
-        for (_, frame, faces) in found:
-            out, frame_mask = frame, np.zeros(frame.shape[:2], np.uint8)
-            for crop, _, meta in faces:
-                out, face_mask = swapper.composite(out, crop, generated[k], masks[k], meta)
-                frame_mask = np.maximum(frame_mask, face_mask)
-                k += 1
-            outputs.append(out)
-            frame_masks.append(frame_mask)
-        return outputs, frame_masks
-
-    (outputs, frame_masks), wall, cpu = cpu_timed(composite)
-    stage("colour+mask+paste", wall, cpu)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        def encode(preset: str = args.preset, name: str = "enc.mp4") -> Path:
-            path = Path(tmp) / name
-            with media.VideoWriter(path, info.fps, info.width, info.height, crf=SwapOptions.crf, preset=preset,
-                                   threads=args.encode_threads) as writer:
-                for out in outputs:
-                    writer.write(out)
-            return path
-
-        _, wall, cpu = cpu_timed(encode)
-        stage("encode", wall, cpu, preset=args.preset, threads=args.encode_threads)
-
-        def encode_masks():
-            with media.VideoWriter(Path(tmp) / "masks.mkv", info.fps, info.width, info.height, gray=True) as writer:
-                for mask in frame_masks:
-                    writer.write(mask)
-
-        _, wall, cpu = cpu_timed(encode_masks)
-        stage("mask encode", wall, cpu, codec="ffv1")
-        ceiling = stage.ceiling({"decode": ("decode",), "encode": ("encode", "mask encode")})
-        x1, x2 = doubled_clips(video, Path(tmp)) if args.marginal else (None, None)
-        for workers in (int(w) for w in args.workers.split(",")):
-            options = SwapOptions(workers=workers, preset=args.preset, encode_threads=args.encode_threads)
-            jobs = [(video, Path(tmp) / f"end_to_end_{workers}.mp4")]
-            if args.marginal:
-                jobs += [(x1, Path(tmp) / f"x1_{workers}.mp4"), (x2, Path(tmp) / f"x2_{workers}.mp4")]
-            (summary, seconds, _, _), *doubled = in_fresh_process(
-                __file__, "timed_swaps", str(model_dir), asdict(options), [[str(v), str(o)] for v, o in jobs],
-                face_workers_first=True)
-            command = timed_command(video, Path(tmp) / f"command_{workers}.mp4", model_dir, options)
-            marginal = {}
-            if args.marginal:
-                (_, _, wall1, cpu1), (_, _, wall2, cpu2) = doubled
-                marginal = {"marginal_frames_per_s": round(n / (wall2 - wall1), 1),
-                            "marginal_fraction_of_ceiling": round(n / (wall2 - wall1) / ceiling, 2),
-                            "marginal_cpu_ms_per_frame_all_processes": round(1e3 * (cpu2 - cpu1) / n, 2),
-                            "marginal_cores_busy": round((cpu2 - cpu1) / (wall2 - wall1), 2)}
-            pipeline_fps = summary["frames_per_second"]  # swap_video's timer: the workers' start to the last frame
-            face_workers = workers or max(1, (os.cpu_count() or 2) - 1)  # as dfjax.swap.swap_video chooses
-            emit({"benchmark": "swap", "case": "end_to_end", "workers_option": workers, "face_workers": face_workers,
-                  "seconds": round(seconds, 2),
-                  "frames_per_s": round(n / seconds, 1), "fraction_of_ceiling": round(n / seconds / ceiling, 2),
-                  "pipeline_frames_per_s": pipeline_fps,
-                  "pipeline_fraction_of_ceiling": round(pipeline_fps / ceiling, 2),
-                  "command_seconds": round(command, 2), "command_frames_per_s": round(n / command, 1),
-                  "command_fraction_of_ceiling": round(n / command / ceiling, 2),
-                  "frames_swapped": summary["frames_swapped"], **marginal})
+    worker_counts = [int(w) for w in args.workers.split(",")]
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        doubled = doubled_clips(video, tmp) if args.marginal else None
+        ceilings, runs = [], {workers: [] for workers in worker_counts}
+        for repeat in range(args.repeats):
+            ceiling, outputs, encode = measure_stages(emit, args, video, info, model, swapper, tmp, repeat)
+            ceilings.append(ceiling)
+            for workers in worker_counts:
+                runs[workers].append(end_to_end(args, video, model_dir, workers, ceiling, n, tmp, doubled, repeat))
+                emit(runs[workers][-1])
+        if args.repeats > 1:
+            for workers in worker_counts:
+                emit(summary_line(workers, ceilings, runs[workers]))
         for preset in filter(None, args.presets.split(",")):
             path, wall, cpu = cpu_timed(lambda: encode(preset, f"preset_{preset}.mp4"))
             emit({"benchmark": "swap", "case": "preset", "preset": preset, "crf": SwapOptions.crf,
