@@ -224,8 +224,9 @@ class Swapper:
         self.driver = DriverControls(model, target, options.pose) if generator.cond_channels else None
 
         @jax.jit
-        def infer(params, faces, controls=None):
+        def infer(params, faces, controls=None):  # faces: uint8, a quarter of float32's bytes to move
             maps = None if controls is None else render_window(controls, model.resolution)
+            faces = faces.astype(jnp.float32) / 255.0
             face, mask = generator.apply({"params": params}, faces, target, maps, method=generator.swap)
             return face, mask[..., 0]
 
@@ -235,15 +236,23 @@ class Swapper:
     def compile_ahead(self) -> None:
         """Compile inference for a full batch on a thread of its own, so that compiling overlaps the start
         of the face workers instead of holding up the first batch; `generate` waits for it (and raises
-        what it raised). Models with the conditioning branch compile at their first batch."""
+        what it raised). The colour transfer is run once there too: OpenCV builds its L*a*b* tables at
+        the first conversion (0.07 s), which would otherwise hold up the first frame. Models with the
+        conditioning branch compile at their first batch."""
         if self.driver is not None or self._compiling is not None:
             return
         size = self.model.resolution
+        blank = np.zeros((size, size, 3), np.uint8)
+
+        def ahead() -> None:
+            faces = np.zeros((BATCH_SIZES[-1], *blank.shape), np.uint8)
+            jax.block_until_ready(self._infer(self.model.params, faces, None))  # called as `generate` calls it
+            convert.match_color(blank, blank, np.ones((size, size), np.float32), self.options.color)
+
         # an executor's thread is joined at exit: a swap ending early (a refused input, Ctrl-C) waits for it
         # rather than stopping XLA midway
         executor = ThreadPoolExecutor(1, thread_name_prefix="dfjax-compile")
-        self._compiling = executor.submit(lambda: jax.block_until_ready(
-            self._infer(self.model.params, jnp.zeros((BATCH_SIZES[-1], size, size, 3)), None)))
+        self._compiling = executor.submit(ahead)
         executor.shutdown(wait=False)  # the one task still runs; the thread ends with it
 
     def generate(self, crops: list[np.ndarray], controls: list[dict] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -262,8 +271,7 @@ class Swapper:
                 part = controls[start:start + BATCH_SIZES[-1]]
                 driving = {key: np.stack([c[key] for c in part] + [part[0][key]] * (size - len(part)))
                            for key in part[0]}
-            face, mask = jax.device_get(self._infer(self.model.params, jnp.asarray(padded, jnp.float32) / 255.0,
-                                                    driving))
+            face, mask = jax.device_get(self._infer(self.model.params, padded, driving))
             if not (np.isfinite(face[: len(chunk)]).all() and np.isfinite(mask[: len(chunk)]).all()):
                 raise UserError(f"the model in {self.model.workdir} (checkpoint step {self.model.step}) outputs NaN "
                                 "or infinite values, so nothing it swaps would be a face; resume training from an "

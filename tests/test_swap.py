@@ -206,3 +206,35 @@ def test_allow_truncated_reaches_the_decoding_thread(tmp_path, model_dir):
     assert allowed.exit_code == 0, allowed.output
     sidecar = json.loads((tmp_path / "out.json").read_text())
     assert 0 < len(sidecar["frames"]) < 24 and media.probe(tmp_path / "out.mp4").frames == len(sidecar["frames"])
+
+
+def test_the_first_batch_of_a_video_waits_for_no_compiler(model_dir):
+    """`Swapper.compile_ahead` compiles, on its own thread, exactly what `generate` then runs for a full
+    batch of uint8 crops (they are converted inside the compiled function), so the first frames of a
+    swap do not wait for XLA: the first `generate` compiles nothing on the caller's thread."""
+    import threading
+
+    import jax
+
+    from dfjax.swap import BATCH_SIZES, Swapper
+    from dfjax.training.core import load_trained
+
+    swapper = Swapper(load_trained(model_dir, "swap"), SwapOptions())
+    size = swapper.model.resolution
+    crops = [np.random.default_rng(k).integers(0, 256, (size, size, 3), np.uint8) for k in range(BATCH_SIZES[-1])]
+    compiled_here = []
+
+    def listener(event: str, seconds: float, **kwargs) -> None:
+        if event == "/jax/core/compile/backend_compile_duration" and threading.current_thread() is caller:
+            compiled_here.append(seconds)
+
+    caller = threading.current_thread()
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        swapper.compile_ahead()
+        faces, masks = swapper.generate(crops)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert compiled_here == []
+    assert faces.shape == (len(crops), size, size, 3) and faces.dtype == np.uint8 and faces.std() > 0
+    assert masks.shape == (len(crops), size, size) and np.isfinite(masks).all()
