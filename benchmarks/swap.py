@@ -33,14 +33,18 @@ carries its `repeat`), each end-to-end figure a fraction of the ceiling measured
 a `summary` line per workers count gives the medians: this machine's speed drifts by 5-10% within
 minutes, and one measurement of each side can land on either side of such a drift.
 With `--before FILE`, each stage's, the ceiling's and each workers count's figure beside an
-earlier run's (medians over the repeats). Last, one line per x264 `--presets` entry: the swapped frames encoded at
-the swap's CRF with that preset, its CPU milliseconds per frame, file size and PSNR against the
-swapped frames themselves (what a `--lossless` swap stores).
+earlier run's (medians over the repeats). After the first repeat's stages, one line per x264 `--presets`
+entry: the swapped frames encoded at the swap's CRF with that preset, its CPU milliseconds per frame,
+file size and PSNR against the swapped frames themselves (what a `--lossless` swap stores). The stages'
+frames (about 2 GB) are let go before the end-to-end runs: on this virtual machine a fresh process's
+memory costs up to 2.5 s per GiB at first touch while another process holds a few GB, and the swap
+being timed should not pay for the benchmark's own memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -350,6 +354,18 @@ def measure_stages(emit: Reporter, args, video: Path, info, model, swapper: Swap
     return ceiling, outputs, encode
 
 
+def compare_presets(emit: Reporter, args, info, outputs: np.ndarray, encode) -> None:
+    """One line per `--presets` entry: the swapped frames encoded with it, CPU, size and PSNR."""
+    n = info.frames
+    for preset in filter(None, args.presets.split(",")):
+        path, wall, cpu = cpu_timed(functools.partial(encode, preset, f"preset_{preset}.mp4"))
+        emit({"benchmark": "swap", "case": "preset", "preset": preset, "crf": SwapOptions.crf,
+              "threads": args.encode_threads, "cpu_ms_per_frame": round(1e3 * cpu / n, 2),
+              "ms_per_frame": round(1e3 * wall / n, 2), "bytes": path.stat().st_size,
+              "kbit_per_s": round(8e-3 * path.stat().st_size / (n / float(info.fps)), 1),
+              "psnr_db": round(psnr(outputs, (frame for _, frame in media.iter_frames(path))), 2)})
+
+
 def end_to_end(args, video: Path, model_dir: Path, workers: int, ceiling: float, n: int, tmp: Path,
                doubled: tuple[Path, Path] | None, repeat: int) -> dict:
     """The line of one end-to-end swap with `workers` face workers, as a fraction of `ceiling`: the whole
@@ -443,19 +459,15 @@ def main() -> None:
         for repeat in range(args.repeats):
             ceiling, outputs, encode = measure_stages(emit, args, video, info, model, swapper, tmp, repeat)
             ceilings.append(ceiling)
+            if repeat == 0:
+                compare_presets(emit, args, info, outputs, encode)
+            del outputs, encode  # 1.1 GB of frames: the swaps below run without this process holding them
             for workers in worker_counts:
                 runs[workers].append(end_to_end(args, video, model_dir, workers, ceiling, n, tmp, doubled, repeat))
                 emit(runs[workers][-1])
         if args.repeats > 1:
             for workers in worker_counts:
                 emit(summary_line(workers, ceilings, runs[workers]))
-        for preset in filter(None, args.presets.split(",")):
-            path, wall, cpu = cpu_timed(lambda: encode(preset, f"preset_{preset}.mp4"))
-            emit({"benchmark": "swap", "case": "preset", "preset": preset, "crf": SwapOptions.crf,
-                  "threads": args.encode_threads, "cpu_ms_per_frame": round(1e3 * cpu / n, 2),
-                  "ms_per_frame": round(1e3 * wall / n, 2), "bytes": path.stat().st_size,
-                  "kbit_per_s": round(8e-3 * path.stat().st_size / (n / float(info.fps)), 1),
-                  "psnr_db": round(psnr(outputs, (frame for _, frame in media.iter_frames(path))), 2)})
     if args.before:
         compare_with(emit, Path(args.before))
     if args.out:
