@@ -69,26 +69,14 @@ from dfjax.swap import SwapOptions, Swapper, crop_settings, swap  # noqa: E402
 DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "ffpp_004.mp4"
 
 
-def stretches(frames) -> list[tuple[int, int, list]]:
-    """(first frame, warm-up frames, frames with their warm-up ones before) of each face workers' unit of
-    a decoded video, as `pipeline.work_units` cuts it (without a head)."""
-    from dfjax.faces import pipeline
-
-    out = []
-    for start in range(0, len(frames), pipeline.STRETCH):
-        first = max(0, start - pipeline.WARMUP_FRAMES)
-        out.append((start, start - first, list(frames[first:start + pipeline.STRETCH])))
-    return out
-
-
 def find_faces_in_process(frames, video: Path, info, finder: ExtractOptions, full_meta: bool = True) -> list:
     """The swap's face finding in this process (so its CPU time is measurable), as one worker runs it:
     the units of the decoded `frames`, read where they lie (a worker reads them in its ring slot)."""
     from dfjax.faces import pipeline
 
     pipeline._init_worker(finder, None, full_meta)
-    return [pipeline._run_unit(("video", (str(video), start, unit, warmup, float(info.fps), None)))
-            for start, warmup, unit in stretches(frames)]
+    return [pipeline._run_unit(("video", (str(video), start, unit, warmup, float(info.fps), link)))
+            for start, unit, warmup, link in pipeline.stretches(frames)]
 
 
 def timed_faces(frames, video: Path, info, finder: ExtractOptions, full_meta: bool) -> tuple[list, float, float]:
@@ -107,7 +95,7 @@ def handoff(frames: list, via: str, depth: int = 2) -> tuple[float, float]:
 
     from dfjax.faces import pipeline
 
-    units = [unit for _, _, unit in stretches(frames)]
+    units = [unit for _, unit, _, _ in pipeline.stretches(frames)]
     with mp.get_context("forkserver").Pool(1) as pool:
         pool.apply(len, ((),))  # started before the timing
         ring = pipeline.FrameRing(depth + 1, frames[0].nbytes) if via == "shared memory" else None

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import shared_memory
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -378,35 +378,39 @@ class FaceFinders:
 
 # ----------------------------------------------------------------------------- driving the pool
 
+def stretches(frames: Iterable[np.ndarray], head: int = 0) -> Iterator[tuple[int, list[np.ndarray], int, str | None]]:
+    """One video's work units, from its frames in order, as (first frame, its frames with the warm-up
+    frames before them, how many warm-up frames, link): stretches of STRETCH frames, each with the
+    WARMUP_FRAMES before it, so that results do not depend on how the video is cut. With `head`, the
+    first `head` frames go out alone as soon as they are there, as a unit that HANDS_ON its tracker to
+    the rest of the first stretch (GOES_ON; see `results_in_order`): the same faces, back sooner."""
+    warm: list[np.ndarray] = []
+    chunk: list[np.ndarray] = []
+    start, sent = 0, 0  # sent: frames of the chunk already handed out (the head)
+    for index, frame in enumerate(frames):
+        chunk.append(frame)
+        if start == 0 and 0 < head < STRETCH and len(chunk) == head:
+            yield 0, list(chunk), 0, HANDS_ON
+            sent = head
+        if len(chunk) == STRETCH:
+            yield start + sent, warm + chunk[sent:], len(warm), GOES_ON if sent else None
+            warm, chunk, start, sent = chunk[-WARMUP_FRAMES:], [], index + 1, 0
+    if len(chunk) > sent:
+        yield start + sent, warm + chunk[sent:], len(warm), GOES_ON if sent else None
+
+
 def work_units(videos: list[Path], images: list[Path], infos: dict[str, media.VideoInfo],
                ring: FrameRing | None = None, head: int = 0) -> Iterator[tuple]:
-    """Work units in input order: stretches of decoded frames (with warm-up frames before), images.
+    """Work units in input order: each video's `stretches` (decoded here, with `head` as there), images.
 
     The main process decodes each video once, front to back, and hands out stretches, because
     seeking inside H.264 is not reliable (see `media.iter_frames`). With a `ring` a stretch's frames
     go into one of its slots and the unit carries the `SlotRef`; without, the frames themselves.
-    With `head`, a video's first `head` frames go out as soon as they are decoded, as a unit that
-    HANDS_ON its tracker to the rest of the first stretch (GOES_ON; see `results_in_order`): the
-    same faces as one stretch, back sooner.
     """
-    def unit(path: Path, start: int, frames: list[np.ndarray], warmup: int, fps: float, link=None) -> tuple:
-        return "video", (str(path), start, ring.put(frames) if ring is not None else frames, warmup, fps, link)
-
     for path in videos:
         fps = float(infos[str(path)].fps)
-        warm: list[np.ndarray] = []
-        chunk: list[np.ndarray] = []
-        start, sent = 0, 0  # sent: frames of the chunk already handed out (the head)
-        for index, frame in media.iter_frames(path):
-            chunk.append(frame)
-            if start == 0 and 0 < head < STRETCH and len(chunk) == head:
-                yield unit(path, 0, chunk, 0, fps, HANDS_ON)
-                sent = head
-            if len(chunk) == STRETCH:
-                yield unit(path, start + sent, warm + chunk[sent:], len(warm), fps, GOES_ON if sent else None)
-                warm, chunk, start, sent = chunk[-WARMUP_FRAMES:], [], index + 1, 0
-        if len(chunk) > sent:
-            yield unit(path, start + sent, warm + chunk[sent:], len(warm), fps, GOES_ON if sent else None)
+        for start, frames, warmup, link in stretches((frame for _, frame in media.iter_frames(path)), head):
+            yield "video", (str(path), start, ring.put(frames) if ring is not None else frames, warmup, fps, link)
     for path in images:
         yield "image", str(path)
 
@@ -476,7 +480,7 @@ def video_faces(finders: FaceFinders, workers: int, path: Path, info: media.Vide
     Decoding happens here, on a thread of its own, while the workers find faces in the stretches
     handed out before (through shared memory), so a consumer (e.g. `swap`) overlaps its own work
     with both. Each yielded frame is the consumer's own copy. `head`: the first faces come back
-    once that many frames are tracked, not a whole stretch (the same faces; see `work_units`).
+    once that many frames are tracked, not a whole stretch (the same faces; see `stretches`).
     """
     ring = finders.ring(info.width * info.height * 3)
     units = media.prefetch(work_units([path], [], {str(path): info}, ring, head))  # decoding on a thread of its own
