@@ -218,6 +218,34 @@ def test_two_processes_train_one_model(tmp_path, tiny_sets):
     np.testing.assert_allclose(losses_of(tmp_path / "multi"), losses_of(tmp_path / "single"), rtol=1e-5)
 
 
+def test_processes_starting_on_one_workdir_are_not_refused(tmp_path):
+    """The processes of a --distributed job check the same workdir is writable at the same moment (the
+    race that once failed test_two_processes_train_one_model): none of them is told it cannot write."""
+    import threading
+
+    import ml_collections
+
+    from dfjax.training.core import prepare_workdir
+
+    config = ml_collections.ConfigDict({"trainer": "swap", "model": {"arch": "df_tiny"}})
+    refused: list[str] = []
+
+    def start_many() -> None:
+        for _ in range(300):
+            try:
+                prepare_workdir(tmp_path / "job", config)
+            except UserError as exc:
+                refused.append(str(exc))
+
+    threads = [threading.Thread(target=start_many) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not refused, refused[0]
+    assert not list((tmp_path / "job").iterdir())  # the probes are gone
+
+
 # ----------------------------------------------------------------------------- a workdir survives
 
 def _strict(line: str) -> dict:

@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -54,9 +55,9 @@ def prepare_workdir(workdir: Path, config: ml_collections.ConfigDict) -> None:
                             "use a new --workdir or the same --config.")
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        probe = workdir / ".write_test"
-        probe.write_text("ok")
-        probe.unlink()
+        # a probe file of its own name: the processes of a --distributed job probe the same workdir at once
+        with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test."):
+            pass
     except OSError as exc:
         raise UserError(f"cannot write to workdir {workdir} ({exc.strerror}); choose a writable folder.") from None
 
