@@ -389,16 +389,15 @@ def end_to_end(args, video: Path, model_dir: Path, workers: int, ceiling: float,
 def summary_line(workers: int, ceilings: list[float], runs: list[dict]) -> dict:
     """The median over the repeats of one workers count: each repeat's end-to-end figure is a fraction of
     the ceiling measured just before it, so a machine that drifts between repeats moves both."""
-    fractions = [run["fraction_of_ceiling"] for run in runs]
+    def median(key: str) -> float:
+        return round(statistics.median(run[key] for run in runs), 2)
+
     return {"benchmark": "swap", "case": "summary", "workers_option": workers, "repeats": len(runs),
             "ceiling_frames_per_s_median": round(statistics.median(ceilings), 1),
-            "seconds_median": round(statistics.median(run["seconds"] for run in runs), 2),
-            "fraction_of_ceiling_median": round(statistics.median(fractions), 2),
-            "fraction_of_ceiling_each": fractions,
-            "command_fraction_of_ceiling_median": round(statistics.median(r["command_fraction_of_ceiling"]
-                                                                          for r in runs), 2),
-            "pipeline_fraction_of_ceiling_median": round(statistics.median(r["pipeline_fraction_of_ceiling"]
-                                                                           for r in runs), 2)}
+            "seconds_median": median("seconds"), "fraction_of_ceiling_median": median("fraction_of_ceiling"),
+            "fraction_of_ceiling_each": [run["fraction_of_ceiling"] for run in runs],
+            "command_fraction_of_ceiling_median": median("command_fraction_of_ceiling"),
+            "pipeline_fraction_of_ceiling_median": median("pipeline_fraction_of_ceiling")}
 
 
 def main() -> None:
