@@ -53,12 +53,14 @@ class AnimateOptions:
     mode: str = "relative"
     adapt_scale: bool = True
     crf: int = 18
+    preset: str = "medium"  # x264's speed preset (media.X264_PRESETS)
     lossless: bool = False
 
 
 def check_options(options: AnimateOptions) -> None:
     if options.mode not in MODES:
         raise UserError(f"--mode {options.mode!r} is unknown; choose one of {', '.join(MODES)}.")
+    media.check_preset(options.preset)
     check_ranges((options.crf, 0, MAX_CRF, "--crf"))
 
 
@@ -243,8 +245,8 @@ def animate(model_dir: str | Path, source: str | Path, driver: str | Path, outpu
     task = progress.add_task("animate", total=len(crops)) if progress else None
     records = []
     with staged([output, masks_path, sidecar_path]) as tmp:
-        with media.VideoWriter(tmp[output], info.fps, width, height, crf=options.crf, lossless=options.lossless,
-                               metadata=tag, audio_from=driver) as writer, \
+        with media.VideoWriter(tmp[output], info.fps, width, height, crf=options.crf, preset=options.preset,
+                               lossless=options.lossless, metadata=tag, audio_from=driver) as writer, \
                 media.VideoWriter(tmp[masks_path], info.fps, width, height, gray=True, metadata=tag) as mask_writer:
             for start in range(0, len(crops), BATCH):
                 stop = min(start + BATCH, len(crops))

@@ -24,6 +24,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 SMOOTHING = typer.Option("one-euro", help="Landmark smoothing over time: one-euro | kalman | none.")
+PRESET = typer.Option("medium", help="x264 speed preset, ultrafast to veryslow: faster ones take less CPU and give "
+                                     "larger files at the same --crf (e.g. veryfast for datasets).")
 ALLOW_TRUNCATED = typer.Option(False, "--allow-truncated", help="Use a video that decodes to fewer frames than its "
                                "container lists (a cut-off download) with a warning, instead of refusing it.")
 
@@ -192,8 +194,7 @@ def swap(
     color: str = typer.Option("reinhard", help="Colour transfer: none, reinhard (L*a*b* mean/std) or histogram."),
     blend: str = typer.Option("alpha", help="alpha, or seamless (Poisson, cv2.seamlessClone)."),
     crf: int = typer.Option(18, help="H.264 quality (lower is better)."),
-    preset: str = typer.Option("medium", help="x264 speed preset, ultrafast to veryslow: faster ones take less CPU "
-                                              "and give larger files at the same --crf (e.g. veryfast for datasets)."),
+    preset: str = PRESET,
     encode_threads: int = typer.Option(0, "--encode-threads", help="x264 encoding threads (0: x264 chooses)."),
     lossless: bool = typer.Option(False, help="Bit-exact RGB H.264: untouched pixels equal the input's."),
     watermark: bool = typer.Option(False, help="Stamp a visible 'SYNTHETIC - dfjax' label on swapped frames."),
@@ -235,6 +236,7 @@ def reenact(
     driver: Path = typer.Option(..., help="Video whose head pose, expression, gaze and blinks drive the target."),
     output: Path = typer.Option(..., "--output", "-o", help="Output video (.mp4); masks and sidecar go beside it."),
     crf: int = typer.Option(18, help="H.264 quality (lower is better)."),
+    preset: str = PRESET,
     lossless: bool = typer.Option(False, help="Bit-exact RGB H.264: untouched pixels equal the target's frame."),
     driver_faces: Optional[Path] = typer.Option(None, help="Reuse `dfjax extract`'s faces of the driver: its face set."),
     every_n: int = typer.Option(10, "--every-n", help="Full face detection every N driver frames; track between."),
@@ -251,7 +253,8 @@ def reenact(
     from dfjax.reenact import ReenactOptions
     from dfjax.reenact import reenact as run_reenact
 
-    options = ReenactOptions(crf=crf, lossless=lossless, every_n=every_n, workers=workers, smoothing=smoothing)
+    options = ReenactOptions(crf=crf, preset=preset, lossless=lossless, every_n=every_n, workers=workers,
+                             smoothing=smoothing)
     with media.allow_truncated(allow_truncated), progress_bar("frames", quiet) as progress:
         summary = run_reenact(model, driver, output, options, driver_faces=driver_faces, overwrite=overwrite,
                               progress=progress)
@@ -268,6 +271,7 @@ def animate(
                                               "photo's keypoints; absolute: the driver's keypoints as they are."),
     adapt_scale: bool = typer.Option(True, help="Relative mode: scale the motion by the keypoints' hull areas."),
     crf: int = typer.Option(18, help="H.264 quality (lower is better)."),
+    preset: str = PRESET,
     lossless: bool = typer.Option(False, help="Bit-exact RGB H.264: untouched pixels equal the photo's."),
     overwrite: bool = typer.Option(False, help="Replace an existing output (and its masks and sidecar)."),
     allow_truncated: bool = ALLOW_TRUNCATED,
@@ -278,7 +282,7 @@ def animate(
     from dfjax.animate import AnimateOptions
     from dfjax.animate import animate as run_animate
 
-    options = AnimateOptions(mode=mode, adapt_scale=adapt_scale, crf=crf, lossless=lossless)
+    options = AnimateOptions(mode=mode, adapt_scale=adapt_scale, crf=crf, preset=preset, lossless=lossless)
     with media.allow_truncated(allow_truncated), progress_bar("frames", quiet) as progress:
         summary = run_animate(model, source, driver, output, options, overwrite=overwrite, progress=progress)
     _print_summary(f"animated into {output}", summary)
@@ -299,7 +303,7 @@ def forge(
 ) -> None:
     """Build a labelled deepfake dataset: split people, train each method's models per split, fake every video."""
     from dfjax.config import load_config
-    from dfjax.forge import ShardWaiting, chosen_compressions, chosen_methods, run_jobs
+    from dfjax.forge import ShardWaiting, check_config, run_jobs
     from dfjax.io import read_json
     from dfjax.forge import forge as run_forge
 
@@ -308,8 +312,7 @@ def forge(
         raise UserError(f"--jobs {jobs} is impossible{' with --shard' if shard else ''}; give --jobs 1 or more, "
                         "and either --jobs (processes on this machine) or --shard (one share of the work).")
     if jobs > 1:
-        chosen_methods(cfg)  # refused here, not in every job
-        chosen_compressions(cfg)
+        check_config(cfg)  # refused here, not in every job
         run_jobs([str(input), "-o", str(output), "--config", config, *[f"--set={o}" for o in overrides]], jobs,
                  echo=lambda line: console.print(line, highlight=False))
         summary = read_json(Path(output) / "forge.json")

@@ -161,6 +161,14 @@ def chosen_compressions(config: ml_collections.ConfigDict) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def check_config(config: ml_collections.ConfigDict) -> tuple[list[Method], list[str]]:
+    """The methods and compressed copies `config` asks for; a UserError naming the first setting that
+    cannot be used (methods, fakes.compressions, fakes.preset)."""
+    methods, compressions = chosen_methods(config), chosen_compressions(config)
+    media.check_preset(str(config.fakes.preset), "fakes.preset")
+    return methods, compressions
+
+
 def _train(method: Method, job: str, sets: list[Path], workdir: Path, config, progress) -> Path:
     """Train (or resume) one model of `method` on the face sets `sets`; `job` names it in messages."""
     from dfjax.config import load_config
@@ -222,10 +230,11 @@ def still_of(person: str, footage: Footage, faceset: Path, target: Path) -> tupl
     return target, found[wanted]
 
 
-def transcode(source: Path, target: Path, crf: int) -> None:
-    """A copy of `source` re-encoded with H.264 at `crf` (FaceForensics++'s c23 / c40), with its tags and audio."""
+def transcode(source: Path, target: Path, crf: int, preset: str = "medium") -> None:
+    """A copy of `source` re-encoded with H.264 at `crf` (FaceForensics++'s c23 / c40) and x264's `preset`,
+    with its tags and audio."""
     info = media.probe(source)
-    with media.VideoWriter(target, info.fps, info.width, info.height, crf=crf, audio_from=source,
+    with media.VideoWriter(target, info.fps, info.width, info.height, crf=crf, preset=preset, audio_from=source,
                            metadata=media.container_metadata(source)) as writer:
         for _, frame in media.iter_frames(source):
             writer.write(frame)
@@ -301,12 +310,13 @@ class Fakes:
         if (method.name, split) not in self._loaded:
             self._loaded[method.name, split] = load_trained(self.models[method.name, split, ""], "swap")
         if (method.name, split, target) not in self._swappers:
-            options = SwapOptions(to=target, color="reinhard", crf=int(self.config.fakes.crf))
+            options = SwapOptions(to=target, color="reinhard", crf=int(self.config.fakes.crf),
+                                  preset=str(self.config.fakes.preset))
             self._swappers[method.name, split, target] = Swapper(self._loaded[method.name, split], options)
         return self._swappers[method.name, split, target]
 
     def make(self, method: Method, split: str, footage: Footage, target: str, fake: Path) -> None:
-        crf = int(self.config.fakes.crf)
+        crf, preset = int(self.config.fakes.crf), str(self.config.fakes.preset)
         if method.kind == "swap":
             from dfjax.swap import swap_video
 
@@ -316,14 +326,15 @@ class Fakes:
             from dfjax.animate import AnimateOptions, animate
 
             still, landmarks = self.stills[target]  # the faces the extraction found: no detection on them
-            animate(self.models[method.name, split, ""], still, footage.path, fake, AnimateOptions(crf=crf),
-                    overwrite=True, progress=self.progress, source_landmarks=landmarks,
-                    driver_landmarks=self._driver_landmarks(footage))
+            animate(self.models[method.name, split, ""], still, footage.path, fake,
+                    AnimateOptions(crf=crf, preset=preset), overwrite=True, progress=self.progress,
+                    source_landmarks=landmarks, driver_landmarks=self._driver_landmarks(footage))
         else:
             from dfjax.reenact import ReenactOptions, reenact
 
-            reenact(self.models[method.name, split, target], footage.path, fake, ReenactOptions(crf=crf),
-                    driver_faces=self._stored_faces(footage.identity), overwrite=True, progress=self.progress)
+            reenact(self.models[method.name, split, target], footage.path, fake,
+                    ReenactOptions(crf=crf, preset=preset), driver_faces=self._stored_faces(footage.identity),
+                    overwrite=True, progress=self.progress)
 
 
 def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigDict, *, shard: str | None = None,
@@ -340,7 +351,7 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
 
     inputs, output = Path(inputs), Path(output)
     mine, of = parse_shard(shard)
-    methods, compressions = chosen_methods(config), chosen_compressions(config)
+    methods, compressions = check_config(config)
     check_writable(output, folder=True)
     videos, facesets = discover(inputs)
     if len(videos) < 2:
@@ -412,7 +423,7 @@ def forge(inputs: str | Path, output: str | Path, config: ml_collections.ConfigD
     for k, (compression, row) in enumerate(copies):
         copy = output / compressed_path(row["path"], compression)
         if not copy.exists() and k % of == mine:
-            transcode(output / row["path"], copy, COMPRESSIONS[compression])
+            transcode(output / row["path"], copy, COMPRESSIONS[compression], str(config.fakes.preset))
     _wait_for([compressed_path(r["path"], c) for c, r in copies if not (output / compressed_path(r["path"], c)).exists()],
               "the compressed copies")
     if compressions:

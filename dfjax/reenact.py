@@ -67,6 +67,7 @@ BATCH = 32  # inference batch (padded: one compilation)
 @dataclass(frozen=True)
 class ReenactOptions:
     crf: int = 18
+    preset: str = "medium"      # x264's speed preset (media.X264_PRESETS)
     lossless: bool = False
     every_n: int = 10
     workers: int = 0
@@ -76,6 +77,7 @@ class ReenactOptions:
 def check_options(options: ReenactOptions) -> None:
     """A UserError naming the first option of `options` out of its range."""
     check_smoothing(options.smoothing)
+    media.check_preset(options.preset)
     check_ranges((options.crf, 0, MAX_CRF, "--crf"), (options.every_n, 1, None, "--every-n"),
                  (options.workers, 0, None, "--workers"))
 
@@ -239,8 +241,8 @@ def reenact(model_dir: str | Path, driver: str | Path, output: str | Path, optio
     by_frame = dict(zip(found, range(len(found))))
     records, started = [], time.perf_counter()
     with staged([output, masks_path, sidecar_path]) as tmp:
-        with media.VideoWriter(tmp[output], info.fps, width, height, crf=options.crf, lossless=options.lossless,
-                               metadata=tag, audio_from=driver) as writer, \
+        with media.VideoWriter(tmp[output], info.fps, width, height, crf=options.crf, preset=options.preset,
+                               lossless=options.lossless, metadata=tag, audio_from=driver) as writer, \
                 media.VideoWriter(tmp[masks_path], info.fps, width, height, gray=True, metadata=tag) as mask_writer, \
                 media.BackgroundWriter(writer, mask_writer) as write:  # encoding overlaps the pasting
             for index in range(len(metas)):

@@ -98,10 +98,10 @@ def check_options(options: SwapOptions) -> None:
     for value, allowed, name in ((options.mask, convert.MASK_SOURCES, "--mask"),
                                  (options.color, convert.COLOR_MODES, "--color"),
                                  (options.blend, convert.BLEND_MODES, "--blend"),
-                                 (options.pose, tuple(RETARGETING), "--pose"),
-                                 (options.preset, media.X264_PRESETS, "--preset")):
+                                 (options.pose, tuple(RETARGETING), "--pose")):
         if value not in allowed:
             raise UserError(f"{name} {value!r} is unknown; choose one of {', '.join(allowed)}.")
+    media.check_preset(options.preset)
     parse_face_detector(options.detector, "--detector")
     check_smoothing(options.smoothing)
     check_ranges((options.crf, 0, MAX_CRF, "--crf"), (options.feather, 0, None, "--feather"),

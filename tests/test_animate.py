@@ -189,6 +189,8 @@ def test_bad_inputs_exit_2(tmp_path, trained, astronaut_png, panned_video, frame
                      str(panned_video)],
         "unknown mode": ["--model", str(trained), "--source", str(astronaut_png), "--driver", str(panned_video),
                          "--mode", "sideways"],
+        "unknown preset": ["--model", str(trained), "--source", str(astronaut_png), "--driver", str(panned_video),
+                           "--preset", "placebo"],
     }
     for name, args in cases.items():
         result = runner.invoke(app, ["animate", *args, "-o", str(out), "--quiet"])

@@ -546,6 +546,11 @@ def _(e: Env):
     return _reenact(e, "--smoothing", "foo")
 
 
+@case("reenact-unknown-preset", "--preset 'placebo' is unknown")
+def _(e: Env):
+    return _reenact(e, "--preset", "placebo")
+
+
 @case("reenact-missing-model", 'no config.json')
 def _(e: Env):
     return _reenact(e, model=e.tmp / "nowhere")

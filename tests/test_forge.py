@@ -16,6 +16,18 @@ runner = CliRunner()
 TINY = ["--config", "forge.py:tiny", "--set", "model.steps=4", "--set", "model.batch=4", "--quiet"]
 
 
+def x264_options(video) -> str:
+    """The settings x264 wrote into `video`'s stream (its SEI: "... options: cabac=1 ref=3 ... subme=7 ...")."""
+    import av
+
+    with av.open(str(video)) as container:
+        for packet in container.demux(video=0):
+            data = bytes(packet)
+            if b"options: " in data:
+                return data.split(b"options: ", 1)[1].split(b"\x00", 1)[0].decode("ascii", "replace")
+    raise AssertionError(f"{video} has no x264 settings")
+
+
 @pytest.fixture(scope="module")
 def people(tmp_path_factory):
     out = tmp_path_factory.mktemp("forge") / "people"
@@ -28,7 +40,8 @@ def people(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dataset(people):
     out = people.parent / "dataset"
-    result = runner.invoke(app, ["forge", str(people), "-o", str(out), *TINY, "--set", "fakes.compressions=c23"])
+    result = runner.invoke(app, ["forge", str(people), "-o", str(out), *TINY, "--set", "fakes.compressions=c23",
+                                 "--set", "fakes.preset=veryfast"])
     assert result.exit_code == 0, result.output
     return out
 
@@ -76,6 +89,10 @@ def test_compressed_copies_have_every_frame_the_tags_and_their_own_manifests(dat
         assert 25 < psnr < 60, psnr  # re-encoded at CRF 23: close, not identical
         if row["label"] == "1":
             assert media.container_metadata(copy)["dfjax_synthetic"] == "true"
+        # fakes.preset=veryfast reached x264 for the copies (real and fake) and the fakes: subme 2, not medium's 7
+        assert " subme=2 " in x264_options(copy)
+        if row["label"] == "1":
+            assert " subme=2 " in x264_options(original)
     assert json.loads((dataset / "forge.json").read_text())["compressions"] == ["raw", "c23"]
 
 
@@ -87,7 +104,7 @@ def test_every_method_in_two_jobs(people, tmp_path):
     out = tmp_path / "all"
     steps = [f"--set={m}.{k}={v}" for m in ("model", "dvp", "fomm", "reenact") for k, v in (("steps", 4), ("batch", 4))]
     result = runner.invoke(app, ["forge", str(people), "-o", str(out), "--config", "forge.py:tiny,all", *steps,
-                                 "--set", "fakes.compressions=c40", "--jobs", "2"])
+                                 "--set", "fakes.compressions=c40", "--set", "fakes.preset=veryfast", "--jobs", "2"])
     assert result.exit_code == 0, result.output
     assert "round 1: 2 jobs" in result.output
     rows = list(csv.DictReader((out / "manifest.csv").open()))
@@ -108,6 +125,7 @@ def test_every_method_in_two_jobs(people, tmp_path):
         if r["method"] == "DFJaxDVPR":
             assert model.endswith(f"/{r['target']}")
         assert (out / r["path"].replace("/raw/", "/c40/")).is_file()
+        assert " subme=2 " in x264_options(fake)  # fakes.preset=veryfast, whichever method made it
     # FOMM and the reenactor show the target's frame: its first pixels are the target's still, not the source's
     fomm = next(r for r in rows if r["method"] == "DFJaxFOMM")
     still = media.read_image(out / "forge" / "stills" / f"{fomm['target']}.png")
@@ -156,6 +174,7 @@ def test_shards_split_the_work_and_a_last_call_writes_the_same_manifest(people, 
     ("jobs_and_shard", "--jobs 2 is impossible with --shard"),
     ("unknown_method", "names DFJaxXY; choose from"),
     ("bad_compression", "c99 is not one of c23, c40"),
+    ("bad_preset", "fakes.preset 'placebo' is unknown"),
     ("one_person", "videos of 1 person"),
     ("split_one", "split.test=1 is impossible"),
     ("too_few_left", "leave 0 for training"),
@@ -176,6 +195,8 @@ def test_bad_input_exits_2_with_one_line(case, words, people, dataset, tmp_path)
         args = ["--set", "methods=DFJaxAE,DFJaxXY"]
     elif case == "bad_compression":
         args = ["--set", "fakes.compressions=c99"]
+    elif case == "bad_preset":
+        args = ["--set", "fakes.preset=placebo"]
     elif case == "split_one":
         args = ["--set", "split.test=1"]
     elif case == "too_few_left":
