@@ -4,8 +4,8 @@
 
 1. `dfjax synth --identities 8` (exact identities), then `dfjax forge` with configs/forge.py:tiny: two
    people held out for test, two for val, four for training, one model per method and split (`--methods`,
-   in `--jobs` processes). Reported: seconds per stage, fakes' frames per second, the counts per split
-   and method, and the fake frames without a face.
+   in `--jobs` processes, fakes encoded with x264's `--preset`). Reported: seconds per stage, fakes'
+   frames per second, the counts per split and method, and the fake frames without a face.
 2. The control: the same detector (Meso-4, tiny) trained three ways on the train split's manifest and
    scored on the test split (`manifest-test.csv`: people no model or detector trained on):
    (a) SBI: self-blended fakes of the real frames only (the dfjax fakes are not used);
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="training steps of each split's swap model")
     parser.add_argument("--methods", default="DFJaxAE", help="forge's methods (comma-separated; all: every one)")
     parser.add_argument("--jobs", type=int, default=1, help="forge --jobs: processes at once")
+    parser.add_argument("--preset", default="medium", help="fakes.preset: x264's speed preset of the fakes and copies")
     parser.add_argument("--detect-frames", type=int, default=16, help="frames sampled per video by detect-eval")
     parser.add_argument("--workdir", default=None, help="keep the footage, dataset and reports here")
     parser.add_argument("--out", default=None)
@@ -69,13 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.workdir or tempfile.mkdtemp(prefix="dfjax-forge-"))
     emit({"benchmark": "forge", "case": "header", "date": dt.date.today().isoformat(), "cpu_count": os.cpu_count(),
           "python": platform.python_version(), "identities": args.identities, "frames": args.frames,
-          "steps": args.steps, "methods": args.methods, "jobs": args.jobs, "workdir": str(root)})
+          "steps": args.steps, "methods": args.methods, "jobs": args.jobs, "preset": args.preset,
+          "workdir": str(root)})
     synth_s = run(["synth", "-o", str(root / "people"), "--identities", str(args.identities), "--frames",
                    str(args.frames), "--size", "256", "--face-size", "64", "--overwrite"])  # faces ~110 px: dlib finds them
     dataset = root / "dataset"
     forge_s = run(["forge", str(root / "people"), "-o", str(dataset), "--config", "forge.py:tiny",
                    "--set", "split.val=2", *[f"--set={m}.steps={args.steps}" for m in ("model", "dvp", "fomm", "reenact")],
-                   "--set", f"methods={args.methods!r}", "--jobs", str(args.jobs)])
+                   "--set", f"methods={args.methods!r}", "--set", f"fakes.preset={args.preset}",
+                   "--jobs", str(args.jobs)])
     summary = json.loads((dataset / "forge.json").read_text())
     fakes_s = summary["seconds"]["fakes"]
     emit({"benchmark": "forge", "case": "forge", "synth_s": synth_s, "forge_s": forge_s,
