@@ -401,8 +401,9 @@ def swap_video(swapper: Swapper, path: Path, output: Path, identity, progress=No
                 (contextlib.nullcontext((None, 0)) if stored else
                  face_finders(finder, reference, full_meta=swapper.driver is not None)) as (pool, workers):
             # encoding overlaps inference and paste; the face workers are stopped while the last frames encode
-            # the first faces come back as one full inference batch, so the first frames go out sooner
-            faces = (aligned_faces(path, stored, finder) if stored else
+            # the first faces come back as one full inference batch, so the first frames go out sooner;
+            # from stored alignments, decoding and cropping run on a thread, up to 8 frames ahead of the pasting
+            faces = (media.prefetch(aligned_faces(path, stored, finder), depth=8) if stored else
                      video_faces(pool, workers, path, info, head=BATCH_SIZES[-1]))
             for index, frame, mask, boxes in swapper.frames(faces):
                 write(frame, mask)
