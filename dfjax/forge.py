@@ -230,7 +230,7 @@ def still_of(person: str, footage: Footage, faceset: Path, target: Path) -> tupl
     return target, found[wanted]
 
 
-def transcode(source: Path, target: Path, crf: int, preset: str = "medium") -> None:
+def transcode(source: Path, target: Path, crf: int, preset: str) -> None:
     """A copy of `source` re-encoded with H.264 at `crf` (FaceForensics++'s c23 / c40) and x264's `preset`,
     with its tags and audio."""
     info = media.probe(source)
@@ -282,6 +282,7 @@ class Fakes:
     def __init__(self, config, models: dict[tuple, Path], facesets: dict[str, Path], stills: dict[str, tuple],
                  progress=None):
         self.config, self.models, self.facesets, self.stills, self.progress = config, models, facesets, stills, progress
+        self.encoding = {"crf": int(config.fakes.crf), "preset": str(config.fakes.preset)}  # every method's fakes
         self._loaded, self._swappers, self._landmarks, self._stored = {}, {}, {}, {}
 
     def _driver_landmarks(self, footage: Footage) -> list[np.ndarray]:
@@ -310,13 +311,11 @@ class Fakes:
         if (method.name, split) not in self._loaded:
             self._loaded[method.name, split] = load_trained(self.models[method.name, split, ""], "swap")
         if (method.name, split, target) not in self._swappers:
-            options = SwapOptions(to=target, color="reinhard", crf=int(self.config.fakes.crf),
-                                  preset=str(self.config.fakes.preset))
+            options = SwapOptions(to=target, color="reinhard", **self.encoding)
             self._swappers[method.name, split, target] = Swapper(self._loaded[method.name, split], options)
         return self._swappers[method.name, split, target]
 
     def make(self, method: Method, split: str, footage: Footage, target: str, fake: Path) -> None:
-        crf, preset = int(self.config.fakes.crf), str(self.config.fakes.preset)
         if method.kind == "swap":
             from dfjax.swap import swap_video
 
@@ -327,13 +326,13 @@ class Fakes:
 
             still, landmarks = self.stills[target]  # the faces the extraction found: no detection on them
             animate(self.models[method.name, split, ""], still, footage.path, fake,
-                    AnimateOptions(crf=crf, preset=preset), overwrite=True, progress=self.progress,
+                    AnimateOptions(**self.encoding), overwrite=True, progress=self.progress,
                     source_landmarks=landmarks, driver_landmarks=self._driver_landmarks(footage))
         else:
             from dfjax.reenact import ReenactOptions, reenact
 
             reenact(self.models[method.name, split, target], footage.path, fake,
-                    ReenactOptions(crf=crf, preset=preset), driver_faces=self._stored_faces(footage.identity),
+                    ReenactOptions(**self.encoding), driver_faces=self._stored_faces(footage.identity),
                     overwrite=True, progress=self.progress)
 
 

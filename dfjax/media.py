@@ -36,13 +36,6 @@ from dfjax.io import atomic_write, partial_path
 # x264's speed presets, fastest first (each slower one compresses better at the same CRF); placebo left out
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
-
-def check_preset(preset: str, name: str = "--preset") -> None:
-    """A UserError naming option `name` when `preset` is not one of x264's speed presets."""
-    if preset not in X264_PRESETS:
-        raise UserError(f"{name} {preset!r} is unknown; choose one of {', '.join(X264_PRESETS)} (x264's speed "
-                        "presets, fastest first).")
-
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -204,6 +197,13 @@ def iter_frames(path: str | Path, start: int = 0, stop: int | None = None,
         wanted = listed if stop is None or listed is None else min(listed, stop)
         if wanted is not None and index + 1 < wanted:
             _short_video(path, index + 1, listed)
+
+
+def check_preset(preset: str, name: str = "--preset") -> None:
+    """A UserError naming option `name` when `preset` is not one of x264's speed presets."""
+    if preset not in X264_PRESETS:
+        raise UserError(f"{name} {preset!r} is unknown; choose one of {', '.join(X264_PRESETS)} (x264's speed "
+                        "presets, fastest first).")
 
 
 class VideoWriter:
