@@ -259,7 +259,9 @@ class VideoWriter:
 
     def write(self, frame: np.ndarray) -> None:
         """One frame: RGB uint8 (H, W, 3), or (H, W) uint8 for a gray writer."""
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=self._format)
+        # wraps the array without copying it: FFmpeg has read it (converted it to YUV, or x264 and FFV1
+        # copied it in) before encode returns, so the caller may reuse the array once `write` returns
+        video_frame = av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(frame), format=self._format)
         video_frame.pts = self.frames_written  # x264's rate control reads frame durations from these
         video_frame.time_base = self._frame_time
         for packet in self._video.encode(video_frame):
