@@ -53,7 +53,7 @@ class AnimateOptions:
     mode: str = "relative"
     adapt_scale: bool = True
     crf: int = 18
-    preset: str = "medium"  # x264's speed preset (media.X264_PRESETS)
+    preset: str = media.DEFAULT_PRESET  # x264's speed preset (media.X264_PRESETS)
     lossless: bool = False
 
 

@@ -35,6 +35,7 @@ from dfjax.io import atomic_write, partial_path
 
 # x264's speed presets, fastest first (each slower one compresses better at the same CRF); placebo left out
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+DEFAULT_PRESET = "medium"  # x264's own default (cli.PRESET repeats it: the CLI imports this module only inside its commands)
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -215,7 +216,7 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | Path, fps: float | Fraction, width: int, height: int, *,
-                 crf: int = 18, preset: str = "medium", threads: int = 0, lossless: bool = False, gray: bool = False,
+                 crf: int = 18, preset: str = DEFAULT_PRESET, threads: int = 0, lossless: bool = False, gray: bool = False,
                  metadata: dict[str, str] | None = None, audio_from: str | Path | None = None):
         """`lossless`: RGB H.264 (libx264rgb, CRF 0), bit-exact. `gray`: single-channel FFV1 (lossless,
         for masks; use a .mkv path). `preset`: x264's speed preset (X264_PRESETS); `threads`: x264's

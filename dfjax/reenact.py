@@ -67,7 +67,7 @@ BATCH = 32  # inference batch (padded: one compilation)
 @dataclass(frozen=True)
 class ReenactOptions:
     crf: int = 18
-    preset: str = "medium"      # x264's speed preset (media.X264_PRESETS)
+    preset: str = media.DEFAULT_PRESET  # x264's speed preset (media.X264_PRESETS)
     lossless: bool = False
     every_n: int = 10
     workers: int = 0

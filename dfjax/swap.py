@@ -70,7 +70,7 @@ class SwapOptions:
     color: str = "reinhard"     # none | reinhard | histogram
     blend: str = "alpha"        # alpha | seamless
     crf: int = 18
-    preset: str = "medium"      # x264's speed preset (media.X264_PRESETS): faster ones cost less CPU, make larger files
+    preset: str = media.DEFAULT_PRESET  # x264's speed preset (media.X264_PRESETS): faster ones cost less CPU, make larger files
     encode_threads: int = 0     # x264's threads (0: x264 chooses)
     lossless: bool = False
     watermark: bool = False
